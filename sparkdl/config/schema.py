@@ -1,0 +1,105 @@
+"""The typed, frozen config sections that sparkdl jobs read.
+
+Defaults here are the lowest config layer; ``conf/*.yaml`` files and ``--set`` overrides sit on
+top (see :func:`sparkdl.config.load_config`). Field metadata ``min``/``max`` bound numeric keys.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+SparkProfile = Literal["local", "local-cluster", "standalone", "yarn", "databricks"]
+LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+
+_LOCAL_MASTER = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$")
+_STANDALONE_MASTER = re.compile(r"^spark://[^:/\s]+:\d+(,[^:/\s]+:\d+)*$")
+
+
+def _empty() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class LocalClusterConfig:
+    """Shape of a ``local-cluster[executors,cores,memory_mb]`` master (separate executor JVMs)."""
+
+    executors: int = field(default=2, metadata={"min": 1})
+    cores_per_executor: int = field(default=1, metadata={"min": 1})
+    memory_mb: int = field(default=1024, metadata={"min": 512})
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How to get a SparkSession: which profile, which master, and extra Spark confs.
+
+    Profiles: ``local`` (embedded ``local[cores]``), ``local-cluster`` (separate executor
+    processes, for barrier and fault tests), ``standalone`` (``master: spark://host:port``),
+    ``yarn`` and ``databricks`` (attach to the session the platform created).
+    """
+
+    profile: SparkProfile = "local"
+    master: str | None = None
+    cores: int = field(default=2, metadata={"min": 1})
+    local_cluster: LocalClusterConfig = field(default_factory=LocalClusterConfig)
+    app_name: str = "sparkdl"
+    log_level: LogLevel = "WARN"
+    ui: bool = False
+    conf: Mapping[str, str] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        if self.profile == "standalone":
+            if not self.master or not _STANDALONE_MASTER.match(self.master):
+                raise ValueError(
+                    f"spark.master is {self.master!r} but profile 'standalone' needs "
+                    "spark://host:port, for example --set spark.master=spark://127.0.0.1:7077"
+                )
+        elif self.profile == "local" and self.master is not None:
+            if not _LOCAL_MASTER.match(self.master):
+                raise ValueError(
+                    f"spark.master is {self.master!r} but profile 'local' takes local, local[N] "
+                    "or local[*]; for a cluster choose spark.profile standalone, yarn or "
+                    "local-cluster"
+                )
+        elif self.profile in ("yarn", "databricks", "local-cluster") and self.master is not None:
+            raise ValueError(
+                f"spark.master is {self.master!r} but profile {self.profile!r} sets the master "
+                "itself; remove spark.master"
+            )
+        for key in self.conf:
+            if not key.startswith(("spark.", "sparkdl.")):
+                raise ValueError(
+                    f"spark.conf key {key!r} is not a Spark conf (it must start with 'spark.' "
+                    "or 'sparkdl.')"
+                )
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How a barrier stage of Horovod ranks is started and guarded."""
+
+    num_workers: int = field(default=2, metadata={"min": 1})
+    start_timeout_s: float = field(default=120.0, metadata={"min": 1.0})
+    barrier_sync_timeout_s: int = field(default=600, metadata={"min": 10})
+    threads_per_worker: int | None = field(default=None, metadata={"min": 1})
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class AllreduceCheckConfig:
+    """The smoke check that proves Spark + Horovod + Gloo work together end to end."""
+
+    tensor_size: int = field(default=8, metadata={"min": 1})
+    rounds: int = field(default=3, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class SparkdlConfig:
+    """The root config: one section per concern; each job reads the sections it needs."""
+
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+    allreduce_check: AllreduceCheckConfig = field(default_factory=AllreduceCheckConfig)

@@ -1,0 +1,15 @@
+"""Launch Horovod ranks as Spark barrier tasks."""
+
+from sparkdl.launch.barrier import BarrierLauncher, LaunchError
+from sparkdl.launch.child import RankFailure, run_in_child
+from sparkdl.launch.plan import RankSlot, horovod_env, plan_ranks
+
+__all__ = [
+    "BarrierLauncher",
+    "LaunchError",
+    "RankFailure",
+    "RankSlot",
+    "horovod_env",
+    "plan_ranks",
+    "run_in_child",
+]

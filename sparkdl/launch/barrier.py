@@ -1,0 +1,221 @@
+"""Run a function on N Spark barrier tasks as Horovod ranks that talk over Gloo.
+
+The driver starts Horovod's rendezvous server on its own address; each barrier task reads every
+task's executor address, derives the same rank plan (:func:`sparkdl.launch.plan.plan_ranks`),
+partition 0 posts it to the server, all tasks meet at a barrier, and then each runs the function
+in a child process whose environment makes it a Horovod rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.config.schema import LaunchConfig
+from sparkdl.launch.child import run_in_child
+from sparkdl.launch.plan import describe_plan, horovod_env, plan_ranks, threads_per_rank
+from sparkdl.launch.rendezvous import RendezvousService, post_plan
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+_LOCAL_MASTER = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
+_LOCAL_CLUSTER_MASTER = re.compile(r"^local-cluster\[(\d+),\s*(\d+),\s*\d+\]$")
+
+
+class LaunchError(RuntimeError):
+    """The barrier stage failed; the message holds the failing rank's last output lines."""
+
+
+def interface_for(address: str) -> str:
+    """Return the network interface that carries ``address`` on this machine (for Gloo).
+
+    Parameters
+    ----------
+    address : str
+        A host name or IPv4 address of this machine, as Spark reports it for the executor.
+
+    Returns
+    -------
+    str
+        The interface name, such as ``lo`` or ``eth0``.
+
+    Examples
+    --------
+    >>> interface_for("127.0.0.1")
+    'lo'
+    """
+    import psutil
+
+    ip = socket.gethostbyname(address)
+    nics = psutil.net_if_addrs()
+    for name, addrs in nics.items():
+        if any(a.family == socket.AF_INET and a.address == ip for a in addrs):
+            return name
+    if ip.startswith("127."):
+        for name, addrs in nics.items():
+            if any(a.family == socket.AF_INET and a.address.startswith("127.") for a in addrs):
+                return name
+    raise RuntimeError(
+        f"no network interface on this executor carries {address} ({ip}), the address Spark "
+        f"reports for it; interfaces: {sorted(nics)}. Set SPARK_LOCAL_IP on the executors to "
+        "an address of one of them."
+    )
+
+
+def local_slots(master: str, cores: int) -> int | None:
+    """Return the concurrent task slots of a local master, or None for a real cluster.
+
+    Examples
+    --------
+    >>> local_slots("local[3]", 8), local_slots("local-cluster[2,1,1024]", 8)
+    (3, 2)
+    """
+    m = _LOCAL_MASTER.match(master)
+    if m:
+        n = m.group(1)
+        return cores if n in (None, "*") else int(n)
+    m = _LOCAL_CLUSTER_MASTER.match(master)
+    if m:
+        return int(m.group(1)) * int(m.group(2))
+    return None
+
+
+def _barrier_task(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    *,
+    rdv_addr: str,
+    rdv_port: int,
+    start_timeout_s: float,
+    threads: int | None,
+    return_all: bool,
+) -> Callable[[Iterator[Any]], Iterator[tuple[int, bytes]]]:
+    """Build the closure each barrier task runs; it captures only plain values."""
+
+    def task(_rows: Iterator[Any]) -> Iterator[tuple[int, bytes]]:
+        import cloudpickle
+        from pyspark import BarrierTaskContext
+
+        ctx = BarrierTaskContext.get()
+        addresses = [info.address for info in ctx.getTaskInfos()]
+        slots = plan_ranks(addresses)
+        slot = slots[ctx.partitionId()]
+        if ctx.partitionId() == 0:
+            post_plan(addr=rdv_addr, port=rdv_port, slots=slots, timeout_s=start_timeout_s)
+        # No rank may start Gloo before the server holds the plan.
+        ctx.barrier()
+        env = horovod_env(
+            slot,
+            rendezvous_addr=rdv_addr,
+            rendezvous_port=rdv_port,
+            iface=interface_for(slot.hostname),
+            start_timeout_s=start_timeout_s,
+            threads=threads_per_rank(task_cpus=int(ctx.cpus()), requested=threads),
+        )
+        label = f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
+        result = run_in_child(fn, args=args, env=env, label=label)
+        if return_all or slot.rank == 0:
+            yield slot.rank, cloudpickle.dumps(result)
+
+    return task
+
+
+class BarrierLauncher:
+    """Launch a function as Horovod ranks, one Spark barrier task per rank.
+
+    Parameters
+    ----------
+    spark : SparkSession
+        The session whose cluster runs the ranks.
+    config : LaunchConfig
+        Number of workers, timeouts and threads per rank.
+
+    Examples
+    --------
+    >>> launcher = BarrierLauncher(spark, config=LaunchConfig(num_workers=2))  # doctest: +SKIP
+    >>> launcher.run(my_train_fn, "arg")  # doctest: +SKIP
+    """
+
+    def __init__(self, spark: SparkSession, *, config: LaunchConfig) -> None:
+        self.spark = spark
+        self.config = config
+        self._check_slots()
+
+    def _check_slots(self) -> None:
+        sc = self.spark.sparkContext
+        task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+        slots = local_slots(sc.master, sc.defaultParallelism)
+        if slots is not None and self.config.num_workers > slots // task_cpus:
+            raise RuntimeError(
+                f"launch.num_workers={self.config.num_workers} but master {sc.master} runs at most "
+                f"{slots // task_cpus} tasks at once (spark.task.cpus={task_cpus}); a barrier stage "
+                "needs all of them together. Lower launch.num_workers or give Spark more cores "
+                "(spark.cores / spark.local_cluster)."
+            )
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on every rank and return rank 0's result.
+
+        Raises
+        ------
+        LaunchError
+            When any rank fails; the message carries that rank's last output lines.
+        """
+        return self._launch(fn, args, return_all=False)[0]
+
+    def run_all(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        """Run ``fn(*args)`` on every rank and return all results, indexed by rank."""
+        return self._launch(fn, args, return_all=True)
+
+    def _launch(self, fn: Callable[..., Any], args: tuple[Any, ...], *, return_all: bool) -> list[Any]:
+        import cloudpickle
+
+        sc = self.spark.sparkContext
+        cfg = self.config
+        n = cfg.num_workers
+        driver_host = sc.getConf().get("spark.driver.host", socket.gethostname())
+        group = f"sparkdl-launch-{uuid.uuid4().hex[:8]}"
+        logger.info("will run %s on %d Spark barrier tasks as Horovod ranks", _name(fn), n)
+        with RendezvousService(host=driver_host, verbose=cfg.verbose) as rdv:
+            task = _barrier_task(
+                fn,
+                args,
+                rdv_addr=rdv.host,
+                rdv_port=rdv.port,
+                start_timeout_s=cfg.start_timeout_s,
+                threads=cfg.threads_per_worker,
+                return_all=return_all,
+            )
+            sc.setJobGroup(group, f"sparkdl: {_name(fn)} on {n} Horovod ranks", True)
+            try:
+                rows = sc.parallelize(range(n), n).barrier().mapPartitions(task).collect()
+            except Exception as exc:
+                raise LaunchError(_summarise_failure(exc, n)) from exc
+            finally:
+                sc.setLocalProperty("spark.jobGroup.id", None)
+            if rdv.plan:
+                logger.info("rank plan by host: %s", dict(describe_plan(rdv.plan)))
+        results = dict((rank, cloudpickle.loads(blob)) for rank, blob in rows)
+        return [results[r] for r in sorted(results)]
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _summarise_failure(exc: Exception, n: int) -> str:
+    """Keep the informative part of a Py4J/PySpark error: the failing rank's message."""
+    text = str(exc)
+    marker = "RankFailure: "
+    if marker in text:
+        body = text[text.index(marker) + len(marker) :]
+        body = body.split("\n\tat ")[0].rstrip()
+        return f"a Horovod rank failed in the barrier stage of {n} tasks: {body}"
+    return f"the barrier stage of {n} Horovod ranks failed: {text[:4000]}"

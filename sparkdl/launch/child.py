@@ -1,0 +1,181 @@
+"""Run a rank's function in a child process of the barrier task.
+
+The child gets its Horovod environment before TensorFlow loads, leaks no state into the reused
+Python worker, dies with its parent (``PR_SET_PDEATHSIG`` plus a parent watch), and streams its
+output line by line: each line is echoed to the task's stderr (so it lands in the executor log)
+and the last ``TAIL_LINES`` are kept for the error message when it fails.
+
+The child side is ``python -m sparkdl.launch._entry PAYLOAD RESULT``.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TAIL_LINES = 100
+_PR_SET_PDEATHSIG = 1
+
+
+class RankFailure(RuntimeError):
+    """A rank's child process failed; the message holds its exit status and last output lines."""
+
+
+def run_in_child(
+    fn: Callable[..., Any],
+    *,
+    args: tuple[Any, ...] = (),
+    env: Mapping[str, str],
+    label: str,
+    timeout_s: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Any:
+    """Run ``fn(*args)`` in a fresh Python process with ``env`` added, and return its result.
+
+    Parameters
+    ----------
+    fn : callable
+        A function cloudpickle can serialise; it runs in the child.
+    args : tuple
+        Its positional arguments.
+    env : mapping
+        Variables added to this process's environment for the child.
+    label : str
+        Prefix for echoed output lines, such as ``"[rank 1 attempt 0]"``.
+    timeout_s : float, optional
+        Kill the child and fail after this many seconds.
+    echo : callable, optional
+        Receives each output line (default: write it to this process's stderr).
+
+    Returns
+    -------
+    object
+        What ``fn`` returned.
+
+    Raises
+    ------
+    RankFailure
+        When the child exits non-zero, is killed or times out; the message carries its exit
+        status and last 100 output lines.
+
+    Examples
+    --------
+    >>> run_in_child(pow, args=(2, 5), env={}, label="[demo]")  # doctest: +SKIP
+    32
+    """
+    import cloudpickle
+
+    emit = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    with tempfile.TemporaryDirectory(prefix="sparkdl-rank-") as tmp:
+        payload, result = Path(tmp, "payload.pkl"), Path(tmp, "result.pkl")
+        payload.write_bytes(cloudpickle.dumps((fn, args)))
+        child_env = {
+            **os.environ,
+            **env,
+            "PYTHONUNBUFFERED": "1",
+            "SPARKDL_PARENT_PID": str(os.getpid()),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sparkdl.launch._entry", str(payload), str(result)],
+            env=child_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        reader = threading.Thread(
+            target=_pump, args=(proc, tail, label, emit), name=f"{label} output", daemon=True
+        )
+        reader.start()
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            reader.join(timeout=5)
+            raise RankFailure(
+                f"{label} did not finish within {timeout_s:.0f} s and was killed; "
+                f"last output lines:\n" + "\n".join(tail)
+            ) from None
+        except BaseException:
+            # The task is being cancelled (Spark kill, KeyboardInterrupt): take the child along.
+            _kill_group(proc)
+            raise
+        reader.join(timeout=5)
+        if code != 0:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            raise RankFailure(
+                f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail)
+            )
+        if not result.exists():
+            raise RankFailure(f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail))
+        return cloudpickle.loads(result.read_bytes())
+
+
+def _pump(
+    proc: subprocess.Popen[str],
+    tail: collections.deque[str],
+    label: str,
+    emit: Callable[[str], None],
+) -> None:
+    if proc.stdout is None:
+        return
+    for raw in proc.stdout:
+        line = raw.rstrip("\n")
+        tail.append(line)
+        emit(f"{label} {line}")
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the child and anything it started (it leads its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this process exit when the barrier task's process goes away."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        logger.debug("prctl unavailable; relying on the parent watch thread")
+
+    def watch() -> None:
+        while True:
+            # Re-parented (to init or a subreaper): the task that started us is gone.
+            if os.getppid() != parent_pid:
+                os._exit(137)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="sparkdl-parent-watch", daemon=True).start()
+
+
+def child_main(payload: str, result: str) -> int:
+    """Entry point of the child process: load the function, run it, write its result."""
+    import cloudpickle
+
+    _die_with_parent(int(os.environ.get("SPARKDL_PARENT_PID", os.getppid())))
+    fn, args = cloudpickle.loads(Path(payload).read_bytes())
+    value = fn(*args)
+    tmp = Path(result + ".tmp")
+    tmp.write_bytes(cloudpickle.dumps(value))
+    tmp.replace(result)
+    return 0

@@ -1,0 +1,265 @@
+"""The one place that builds, or attaches to, a SparkSession for every sparkdl job.
+
+Profiles
+--------
+``local``          embedded ``local[N]`` (the default); executors are threads of this JVM.
+``local-cluster``  ``local-cluster[E,C,MB]``: separate executor JVMs and Python workers, for
+                   barrier and fault tests on one machine.
+``standalone``     ``spark://host:port``.
+``yarn``           ``--master yarn``; the environment is shipped by spark-submit.
+``databricks``     attach to the session the Databricks runtime already created.
+
+Under ``spark-submit`` the master given on its command line wins over the profile's, and the
+decision is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from sparkdl.config.schema import LaunchConfig, SparkConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# How often the scheduler re-checks that a barrier stage fits the cluster (Spark's default: 15 s).
+_BARRIER_CHECK_INTERVAL_S = 5
+
+
+def pyspark_home() -> str:
+    """Return the installed pyspark package folder, which doubles as SPARK_HOME.
+
+    Examples
+    --------
+    >>> Path(pyspark_home(), "jars").is_dir()
+    True
+    """
+    import pyspark
+
+    return str(Path(pyspark.__file__).resolve().parent)
+
+
+def resolve_master(cfg: SparkConfig) -> str | None:
+    """Return the master URL a profile asks for, or None when the platform supplies it.
+
+    Parameters
+    ----------
+    cfg : SparkConfig
+        The ``spark`` config section.
+
+    Returns
+    -------
+    str or None
+        ``local[N]``, ``local-cluster[E,C,MB]``, ``spark://...``, ``yarn``, or None for
+        ``databricks``.
+
+    Examples
+    --------
+    >>> resolve_master(SparkConfig(profile="local", cores=3))
+    'local[3]'
+    """
+    if cfg.profile == "local":
+        return cfg.master or f"local[{cfg.cores}]"
+    if cfg.profile == "local-cluster":
+        lc = cfg.local_cluster
+        return f"local-cluster[{lc.executors},{lc.cores_per_executor},{lc.memory_mb}]"
+    if cfg.profile == "standalone":
+        return cfg.master
+    if cfg.profile == "yarn":
+        return "yarn"
+    return None
+
+
+def _runs_on_this_machine(cfg: SparkConfig) -> bool:
+    if cfg.profile in ("local", "local-cluster"):
+        return True
+    if cfg.profile == "standalone" and cfg.master:
+        hosts = [h.split(":")[0] for h in urlparse(cfg.master).netloc.split(",")]
+        return all(h in _LOOPBACK for h in hosts)
+    return False
+
+
+def session_conf(
+    cfg: SparkConfig,
+    *,
+    launch: LaunchConfig | None = None,
+    submit_master: str | None = None,
+) -> dict[str, str]:
+    """Compute the Spark confs a profile sets (pure: no JVM, no environment change).
+
+    Parameters
+    ----------
+    cfg : SparkConfig
+        The ``spark`` config section; its ``conf`` mapping wins over everything computed here.
+    launch : LaunchConfig, optional
+        Given for training sessions: sets ``spark.barrier.sync.timeout``, turns dynamic
+        allocation off and bounds the wait for barrier slots by ``start_timeout_s``.
+    submit_master : str, optional
+        The master ``spark-submit`` already chose, which then is kept.
+
+    Returns
+    -------
+    dict of str to str
+        Spark conf keys and values.
+
+    Examples
+    --------
+    >>> session_conf(SparkConfig())["spark.master"]
+    'local[2]'
+    """
+    conf: dict[str, str] = {"spark.app.name": cfg.app_name}
+    master = resolve_master(cfg)
+    if submit_master:
+        if master and master != submit_master:
+            logger.info(
+                "spark-submit chose master %s; keeping it over profile %r's %s",
+                submit_master,
+                cfg.profile,
+                master,
+            )
+    elif master:
+        conf["spark.master"] = master
+    if cfg.profile != "databricks":
+        conf["spark.ui.enabled"] = "true" if cfg.ui else "false"
+        conf["spark.ui.showConsoleProgress"] = "false"
+        conf["spark.sql.execution.arrow.pyspark.enabled"] = "true"
+    if _runs_on_this_machine(cfg):
+        # Executors must run the interpreter that has TensorFlow and Horovod installed; without
+        # this barrier tasks fail with "No module named 'tensorflow'".
+        conf["spark.pyspark.python"] = sys.executable
+        conf["spark.pyspark.driver.python"] = sys.executable
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    if cfg.profile == "local-cluster":
+        conf["spark.test.home"] = os.environ.get("SPARK_HOME") or pyspark_home()
+    if launch is not None:
+        conf["spark.barrier.sync.timeout"] = str(launch.barrier_sync_timeout_s)
+        conf["spark.dynamicAllocation.enabled"] = "false"
+        conf["spark.scheduler.barrier.maxConcurrentTasksCheck.interval"] = (
+            f"{_BARRIER_CHECK_INTERVAL_S}s"
+        )
+        conf["spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures"] = str(
+            max(1, math.ceil(launch.start_timeout_s / _BARRIER_CHECK_INTERVAL_S))
+        )
+    conf.update(cfg.conf)
+    return conf
+
+
+def _prepare_environment(cfg: SparkConfig) -> None:
+    """Set the process environment a new JVM and its Python workers inherit."""
+    if _runs_on_this_machine(cfg):
+        # Bind Spark to loopback like the driver confs above (and stop its hostname warning).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if cfg.profile == "local-cluster":
+        # local-cluster starts executor JVMs with SPARK_HOME/bin scripts; pip's pyspark has them.
+        os.environ.setdefault("SPARK_HOME", pyspark_home())
+
+
+def _submit_master() -> str | None:
+    """Return the master spark-submit set, or None when this Python started Spark itself."""
+    if not os.environ.get("SPARK_ENV_LOADED") and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf
+
+    conf = SparkConf()
+    return conf.get("spark.master") if conf.contains("spark.master") else None
+
+
+def build_session(
+    cfg: SparkConfig,
+    *,
+    launch: LaunchConfig | None = None,
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Build or attach to the SparkSession for a profile.
+
+    Parameters
+    ----------
+    cfg : SparkConfig
+        The ``spark`` config section.
+    launch : LaunchConfig, optional
+        Pass it for sessions that run barrier training (see :func:`session_conf`).
+    extra_conf : mapping, optional
+        Confs that win over the profile's and the config file's (tests use it for temp dirs).
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+        A session whose log level is ``cfg.log_level``.
+
+    Raises
+    ------
+    RuntimeError
+        For profile ``databricks`` outside a Databricks runtime.
+
+    Examples
+    --------
+    >>> spark = build_session(SparkConfig(cores=2))  # doctest: +SKIP
+    >>> spark.sparkContext.master  # doctest: +SKIP
+    'local[2]'
+    """
+    from pyspark.sql import SparkSession
+
+    if cfg.profile == "databricks":
+        if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
+            raise RuntimeError(
+                "spark.profile is 'databricks' but DATABRICKS_RUNTIME_VERSION is not set: this "
+                "is not a Databricks runtime. Use --set spark.profile=local here."
+            )
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        for key, value in {**session_conf(cfg, launch=launch), **(extra_conf or {})}.items():
+            if key != "spark.app.name":
+                _set_runtime_conf(spark, key, value)
+        spark.sparkContext.setLogLevel(cfg.log_level)
+        return spark
+
+    _prepare_environment(cfg)
+    conf = session_conf(cfg, launch=launch, submit_master=_submit_master())
+    conf.update(extra_conf or {})
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        logger.info("attaching to the active SparkSession (master %s)", active.sparkContext.master)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.log_level)
+    logger.info(
+        "Spark %s session on %s (profile %s, default parallelism %d)",
+        spark.version,
+        spark.sparkContext.master,
+        cfg.profile,
+        spark.sparkContext.defaultParallelism,
+    )
+    return spark
+
+
+def _set_runtime_conf(spark: SparkSession, key: str, value: str) -> None:
+    """Set a conf on a running session when Spark allows it, else log why it was left alone."""
+    try:
+        if spark.conf.isModifiable(key):
+            spark.conf.set(key, value)
+        elif spark.sparkContext.getConf().get(key) != value:
+            logger.warning(
+                "conf %s=%s cannot be changed on a running cluster; set it in the cluster's "
+                "Spark config instead",
+                key,
+                value,
+            )
+    except Exception as exc:  # py4j surfaces JVM errors as generic exceptions
+        logger.warning("could not set %s on the attached session: %s", key, exc)
+
+
+__all__ = ["build_session", "pyspark_home", "resolve_master", "session_conf"]
