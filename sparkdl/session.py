@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# spark-submit's PythonRunner hands its JVM's gateway port to the Python it starts; read it at
+# import, before pyspark could set anything itself.
+_SUBMIT_GATEWAY = "PYSPARK_GATEWAY_PORT" in os.environ
 # How often the scheduler re-checks that a barrier stage fits the cluster (Spark's default: 15 s).
 _BARRIER_CHECK_INTERVAL_S = 5
 
@@ -167,9 +170,20 @@ def _prepare_environment(cfg: SparkConfig) -> None:
         os.environ.setdefault("SPARK_HOME", pyspark_home())
 
 
+def launched_by_spark_submit() -> bool:
+    """Return True when this Python runs under spark-submit (its JVM is the parent process).
+
+    Examples
+    --------
+    >>> launched_by_spark_submit()
+    False
+    """
+    return _SUBMIT_GATEWAY
+
+
 def _submit_master() -> str | None:
     """Return the master spark-submit set, or None when this Python started Spark itself."""
-    if not os.environ.get("SPARK_ENV_LOADED") and "PYSPARK_GATEWAY_PORT" not in os.environ:
+    if not _SUBMIT_GATEWAY:
         return None
     from pyspark import SparkConf
 
@@ -246,6 +260,31 @@ def build_session(
     return spark
 
 
+def stop_session(spark: SparkSession) -> None:
+    """Stop a session a job built, so that its JVM can exit.
+
+    Under spark-submit the JVM outlives this Python, and Spark 3.5 keeps a non-daemon
+    ``java.util.Timer`` ("Barrier task timer for barrier() calls.") in ``BarrierTaskContext``'s
+    companion object once a barrier stage ran in the driver JVM (local modes). Left alone it
+    keeps spark-submit from ever exiting; it is cancelled here, when nothing can use it again.
+
+    Examples
+    --------
+    >>> stop_session(spark)  # doctest: +SKIP
+    """
+    if _SUBMIT_GATEWAY and spark.sparkContext.master.startswith("local"):
+        jvm = spark.sparkContext._jvm
+        spark.stop()
+        try:
+            module = jvm.java.lang.Class.forName("org.apache.spark.BarrierTaskContext$")
+            companion = module.getField("MODULE$").get(None)
+            getattr(companion, "org$apache$spark$BarrierTaskContext$$timer")().cancel()
+        except Exception as exc:  # a Spark without that field: nothing to release
+            logger.debug("barrier timer not released: %s", exc)
+        return
+    spark.stop()
+
+
 def _set_runtime_conf(spark: SparkSession, key: str, value: str) -> None:
     """Set a conf on a running session when Spark allows it, else log why it was left alone."""
     try:
@@ -262,4 +301,11 @@ def _set_runtime_conf(spark: SparkSession, key: str, value: str) -> None:
         logger.warning("could not set %s on the attached session: %s", key, exc)
 
 
-__all__ = ["build_session", "pyspark_home", "resolve_master", "session_conf"]
+__all__ = [
+    "build_session",
+    "launched_by_spark_submit",
+    "pyspark_home",
+    "resolve_master",
+    "session_conf",
+    "stop_session",
+]

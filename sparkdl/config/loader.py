@@ -90,6 +90,9 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if origin is Literal:
         if value in get_args(tp):
             return value
+        hint = closest_key(str(value), [str(a) for a in get_args(tp)])
+        if hint is not None:
+            raise ConfigError(f"{bad} Did you mean {hint!r}?")
         raise bad
     if origin in (Union, types.UnionType):
         args = get_args(tp)

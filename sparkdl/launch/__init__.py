@@ -1,13 +1,13 @@
 """Launch Horovod ranks as Spark barrier tasks."""
 
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
-from sparkdl.launch.child import RankFailure, run_in_child
+from sparkdl.launch.child import RankError, run_in_child
 from sparkdl.launch.plan import RankSlot, horovod_env, plan_ranks
 
 __all__ = [
     "BarrierLauncher",
     "LaunchError",
-    "RankFailure",
+    "RankError",
     "RankSlot",
     "horovod_env",
     "plan_ranks",

@@ -9,6 +9,7 @@ in a child process whose environment makes it a Horovod rank.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import uuid
@@ -96,6 +97,7 @@ def _barrier_task(
     start_timeout_s: float,
     threads: int | None,
     return_all: bool,
+    extra_env: dict[str, str],
 ) -> Callable[[Iterator[Any]], Iterator[tuple[int, bytes]]]:
     """Build the closure each barrier task runs; it captures only plain values."""
 
@@ -119,6 +121,7 @@ def _barrier_task(
             start_timeout_s=start_timeout_s,
             threads=threads_per_rank(task_cpus=int(ctx.cpus()), requested=threads),
         )
+        env.update(extra_env)
         label = f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
         result = run_in_child(fn, args=args, env=env, label=label)
         if return_all or slot.rank == 0:
@@ -192,6 +195,9 @@ class BarrierLauncher:
                 start_timeout_s=cfg.start_timeout_s,
                 threads=cfg.threads_per_worker,
                 return_all=return_all,
+                # Executors do not inherit the driver's environment; TensorFlow's C++ banner
+                # is noise in every rank's log unless the driver asked for it.
+                extra_env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
             )
             sc.setJobGroup(group, f"sparkdl: {_name(fn)} on {n} Horovod ranks", True)
             try:
@@ -213,7 +219,7 @@ def _name(fn: Callable[..., Any]) -> str:
 def _summarise_failure(exc: Exception, n: int) -> str:
     """Keep the informative part of a Py4J/PySpark error: the failing rank's message."""
     text = str(exc)
-    marker = "RankFailure: "
+    marker = "RankError: "
     if marker in text:
         body = text[text.index(marker) + len(marker) :]
         body = body.split("\n\tat ")[0].rstrip()

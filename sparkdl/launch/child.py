@@ -30,7 +30,7 @@ TAIL_LINES = 100
 _PR_SET_PDEATHSIG = 1
 
 
-class RankFailure(RuntimeError):
+class RankError(RuntimeError):
     """A rank's child process failed; the message holds its exit status and last output lines."""
 
 
@@ -67,7 +67,7 @@ def run_in_child(
 
     Raises
     ------
-    RankFailure
+    RankError
         When the child exits non-zero, is killed or times out; the message carries its exit
         status and last 100 output lines.
 
@@ -108,7 +108,7 @@ def run_in_child(
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             reader.join(timeout=5)
-            raise RankFailure(
+            raise RankError(
                 f"{label} did not finish within {timeout_s:.0f} s and was killed; "
                 f"last output lines:\n" + "\n".join(tail)
             ) from None
@@ -119,11 +119,11 @@ def run_in_child(
         reader.join(timeout=5)
         if code != 0:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise RankFailure(
+            raise RankError(
                 f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail)
             )
         if not result.exists():
-            raise RankFailure(f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail))
+            raise RankError(f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail))
         return cloudpickle.loads(result.read_bytes())
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.config.schema import AllreduceCheckConfig, LaunchConfig
+from sparkdl.launch.barrier import BarrierLauncher
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def expected_sums(*, size: int, tensor_size: int, rounds: int) -> list[list[float]]:
@@ -73,3 +81,71 @@ def allreduce_check(tensor_size: int, rounds: int) -> dict[str, Any]:
         }
     finally:
         hvd.shutdown()
+
+
+@dataclass(frozen=True)
+class AllreduceReport:
+    """What every rank of the all-reduce check saw, and whether it matched the exact sums."""
+
+    ranks: tuple[dict[str, Any], ...]
+    expected: tuple[tuple[float, ...], ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every rank got the exact expected sums and rank 0's broadcast."""
+        want = [list(row) for row in self.expected]
+        return bool(self.ranks) and all(
+            r["sums"] == want and r["broadcast"] == 100.0 and r["size"] == len(self.ranks)
+            for r in self.ranks
+        )
+
+    def format(self) -> str:
+        """Render one line per rank and a verdict, for the console."""
+        lines = []
+        for r in self.ranks:
+            lines.append(
+                f"rank {r['rank']}/{r['size']} (local {r['local_rank']}/{r['local_size']}, "
+                f"host {r['host']}, gloo={r['gloo']}): all-reduce sums {r['sums']}, "
+                f"broadcast from rank 0 = {r['broadcast']}"
+            )
+        lines.append(f"expected sums {[list(e) for e in self.expected]}")
+        verdict = "OK: every rank got the exact sums" if self.ok else "MISMATCH"
+        lines.append(f"{verdict} ({len(self.ranks)} ranks, {self.seconds:.1f} s)")
+        return "\n".join(lines)
+
+
+def run_allreduce_check(
+    spark: SparkSession, *, launch: LaunchConfig, check: AllreduceCheckConfig
+) -> AllreduceReport:
+    """Run :func:`allreduce_check` on ``launch.num_workers`` barrier tasks and verify it.
+
+    Parameters
+    ----------
+    spark : SparkSession
+        Session whose cluster runs the ranks.
+    launch : LaunchConfig
+        Workers and timeouts.
+    check : AllreduceCheckConfig
+        Tensor size and number of rounds.
+
+    Returns
+    -------
+    AllreduceReport
+
+    Examples
+    --------
+    >>> report = run_allreduce_check(spark, launch=LaunchConfig(), check=AllreduceCheckConfig())  # doctest: +SKIP
+    >>> report.ok  # doctest: +SKIP
+    True
+    """
+    start = time.perf_counter()
+    ranks = BarrierLauncher(spark, config=launch).run_all(
+        allreduce_check, check.tensor_size, check.rounds
+    )
+    expected = expected_sums(size=launch.num_workers, tensor_size=check.tensor_size, rounds=check.rounds)
+    return AllreduceReport(
+        ranks=tuple(ranks),
+        expected=tuple(tuple(row) for row in expected),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,138 @@
+"""The ``sparkdl`` command line. Each subcommand listed in ``--help`` is a working one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import yaml
+
+import sparkdl
+from sparkdl.config import ConfigError, to_dict
+from sparkdl.config.args import add_config_arguments, config_from_args
+from sparkdl.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sparkdl.launch.smoke import AllreduceReport
+
+logger = logging.getLogger("sparkdl.cli")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from sparkdl.doctor import checks_as_dicts, format_checks, run_checks
+
+    checks = run_checks(spark=not args.no_spark)
+    failed = any(c.status == "fail" for c in checks)
+    report = None
+    if args.launch and not failed:
+        report = _allreduce(args)
+        failed = not report.ok
+    if args.json:
+        out: dict[str, object] = {"healthy": not failed, "checks": checks_as_dicts(checks)}
+        if report is not None:
+            out["allreduce"] = {"ok": report.ok, "ranks": list(report.ranks)}
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_checks(checks))
+        if report is not None:
+            print(report.format())
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _allreduce(args: argparse.Namespace) -> AllreduceReport:
+    from sparkdl.launch.smoke import run_allreduce_check
+    from sparkdl.session import build_session
+
+    cfg = config_from_args(args)
+    spark = build_session(cfg.spark, launch=cfg.launch)
+    try:
+        return run_allreduce_check(spark, launch=cfg.launch, check=cfg.allreduce_check)
+    finally:
+        spark.stop()
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["doctor", "--json"]).json
+    True
+    """
+    parser = argparse.ArgumentParser(
+        prog="sparkdl",
+        description="Spark-integrated deep learning: Spark prepares data, Horovod ranks train.",
+    )
+    parser.add_argument("--version", action="version", version=f"sparkdl {sparkdl.__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check Python, Java, Spark, TensorFlow, Horovod and friends; exit 1 on problems",
+        description="Check that this machine can run sparkdl; each problem comes with its fix.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument(
+        "--no-spark", action="store_true", help="skip starting a local Spark JVM (saves ~5 s)"
+    )
+    doctor.add_argument(
+        "--launch",
+        action="store_true",
+        help="also run a real all-reduce on launch.num_workers Horovod ranks in a barrier stage",
+    )
+    add_config_arguments(doctor)
+    doctor.set_defaults(func=_cmd_doctor)
+
+    config = sub.add_parser(
+        "config",
+        help="validate config files and overrides and print the resolved config",
+        description="Resolve defaults < --config files < --set overrides and print the result.",
+    )
+    add_config_arguments(config)
+    config.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sparkdl`` command line and return its exit code.
+
+    Exit codes: 0 success, 1 a check or job failed, 2 bad input (config, arguments).
+
+    Examples
+    --------
+    >>> main(["config", "--set", "launch.num_workers=2"])  # doctest: +SKIP
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:
+        parser.error(str(exc))
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"sparkdl: config error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
