@@ -65,16 +65,31 @@ def check_python() -> Check:
     text = f"{v.major}.{v.minor}.{v.micro} at {sys.executable}"
     if (3, 10) <= (v.major, v.minor) <= (3, 11):
         return Check("python", "ok", text)
-    return Check("python", "fail", text, "use Python 3.10 or 3.11: SPARKDL_PYTHON=python3.11 scripts/setup.sh")
+    return Check(
+        "python",
+        "fail",
+        text,
+        "use Python 3.10 or 3.11: SPARKDL_PYTHON=python3.11 scripts/setup.sh",
+    )
 
 
 def check_java() -> Check:
     """Spark 3.5 here needs Java 17 or newer."""
     binary, major = java_version()
     if binary is None:
-        return Check("java", "fail", "no java on PATH or in $JAVA_HOME", "run scripts/setup.sh (installs openjdk-17-jre-headless as root)")
+        return Check(
+            "java",
+            "fail",
+            "no java on PATH or in $JAVA_HOME",
+            "run scripts/setup.sh (installs openjdk-17-jre-headless as root)",
+        )
     if major is None or major < 17:
-        return Check("java", "fail", f"{binary} is version {major}", "install JDK 17+ and set JAVA_HOME to it")
+        return Check(
+            "java",
+            "fail",
+            f"{binary} is version {major}",
+            "install JDK 17+ and set JAVA_HOME to it",
+        )
     return Check("java", "ok", f"{major} at {binary}")
 
 
@@ -105,7 +120,12 @@ def check_horovod_build() -> Check:
     try:
         import horovod.tensorflow as hvd
     except Exception as exc:  # an ImportError or a symbol error from a wrongly built .so
-        return Check("horovod build", "fail", f"import horovod.tensorflow failed: {exc}", "rebuild it: scripts/setup.sh --force")
+        return Check(
+            "horovod build",
+            "fail",
+            f"import horovod.tensorflow failed: {exc}",
+            "rebuild it: scripts/setup.sh --force",
+        )
     flags = {
         "tensorflow": True,
         "gloo": bool(hvd.gloo_built()),
@@ -114,7 +134,12 @@ def check_horovod_build() -> Check:
     }
     detail = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items())
     if not flags["gloo"]:
-        return Check("horovod build", "fail", detail, "rebuild with HOROVOD_WITH_GLOO=1: scripts/setup.sh --force")
+        return Check(
+            "horovod build",
+            "fail",
+            detail,
+            "rebuild with HOROVOD_WITH_GLOO=1: scripts/setup.sh --force",
+        )
     return Check("horovod build", "ok", detail)
 
 
@@ -128,7 +153,12 @@ def check_keras() -> Check:
     module = tf.keras.Model.__module__
     if ".engine." in module:
         return Check("tf.keras", "ok", f"Keras 2 (tf.keras.Model from {module})")
-    return Check("tf.keras", "fail", f"Keras 3 or newer (tf.keras.Model from {module})", "install tensorflow-cpu==2.15.1 (Keras 2)")
+    return Check(
+        "tf.keras",
+        "fail",
+        f"Keras 3 or newer (tf.keras.Model from {module})",
+        "install tensorflow-cpu==2.15.1 (Keras 2)",
+    )
 
 
 def check_hardware() -> Check:
@@ -152,10 +182,20 @@ def check_identity() -> Check:
     """``import sparkdl`` must be this project, not Databricks' old package."""
     ident = inspect_identity()
     if not ident.is_this_project:
-        return Check("import sparkdl", "fail", f"resolves to {ident.module_file} (not this project)", "pip uninstall sparkdl, or use a fresh venv")
+        return Check(
+            "import sparkdl",
+            "fail",
+            f"resolves to {ident.module_file} (not this project)",
+            "pip uninstall sparkdl, or use a fresh venv",
+        )
     if ident.foreign_distribution or ident.shadowed_copies:
         others = ", ".join(ident.shadowed_copies) or f"sparkdl=={ident.foreign_distribution}"
-        return Check("import sparkdl", "warn", f"{ident.module_file}; also on the path: {others}", "remove the other copy so executors cannot import it")
+        return Check(
+            "import sparkdl",
+            "warn",
+            f"{ident.module_file}; also on the path: {others}",
+            "remove the other copy so executors cannot import it",
+        )
     return Check("import sparkdl", "ok", ident.module_file)
 
 
@@ -170,7 +210,12 @@ def check_spark_session() -> Check:
         version = spark.version
         spark.stop()
     except Exception as exc:
-        return Check("spark session", "fail", f"local[1] failed: {str(exc)[:300]}", "check Java (JAVA_HOME) and that pyspark matches: scripts/setup.sh")
+        return Check(
+            "spark session",
+            "fail",
+            f"local[1] failed: {str(exc)[:300]}",
+            "check Java (JAVA_HOME) and that pyspark matches: scripts/setup.sh",
+        )
     if n != 10:
         return Check("spark session", "fail", f"count of range(10) returned {n}")
     return Check("spark session", "ok", f"Spark {version}: local[1] started and ran a job")

@@ -98,4 +98,3 @@ def require_this_project() -> None:
 
 
 __all__ = ["PackageIdentity", "inspect_identity", "require_this_project"]
-

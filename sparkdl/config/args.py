@@ -46,6 +46,4 @@ def config_from_args(args: argparse.Namespace, *, extra: Sequence[str] = ()) -> 
     >>> config_from_args(ns).spark.cores
     1
     """
-    return load_config(
-        SparkdlConfig, files=args.config_files, overrides=[*extra, *args.overrides]
-    )
+    return load_config(SparkdlConfig, files=args.config_files, overrides=[*extra, *args.overrides])

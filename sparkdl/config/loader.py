@@ -73,8 +73,12 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and return it in its canonical form."""
+def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in its canonical form.
+
+    With ``construct=False`` sections are checked key by key but not built, so rules that span
+    several keys wait until every layer has been merged.
+    """
     origin = get_origin(tp)
     bad = ConfigError(
         f"config key '{key}' in {source} has value {value!r} ({type(value).__name__}); "
@@ -86,7 +90,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
                 f"config key '{key}' in {source} must be a section (a mapping of keys), "
                 f"got {value!r}."
             )
-        return _build(tp, value, key, source)
+        return _build(tp, value, key, source, construct=construct)
     if origin is Literal:
         if value in get_args(tp):
             return value
@@ -104,7 +108,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key, source)
+                return _coerce(value, arg, key, source, construct)
             except ConfigError:
                 continue
         raise bad
@@ -155,16 +159,14 @@ def _check_bounds(field: dataclasses.Field, value: Any, key: str, source: str) -
         return
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo:
-        raise ConfigError(
-            f"config key '{key}' in {source} has value {value!r}; allowed: >= {lo}."
-        )
+        raise ConfigError(f"config key '{key}' in {source} has value {value!r}; allowed: >= {lo}.")
     if hi is not None and value > hi:
-        raise ConfigError(
-            f"config key '{key}' in {source} has value {value!r}; allowed: <= {hi}."
-        )
+        raise ConfigError(f"config key '{key}' in {source} has value {value!r}; allowed: <= {hi}.")
 
 
-def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
+def _build(
+    cls: type[T], data: Mapping[str, Any], path: str, source: str, *, construct: bool = True
+) -> T:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
@@ -173,9 +175,11 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
         if key not in fields:
             raise _unknown_key_error(path, key, list(fields), source)
         full = f"{path}.{key}" if path else key
-        coerced = _coerce(value, hints[key], full, source)
+        coerced = _coerce(value, hints[key], full, source, construct)
         _check_bounds(fields[key], coerced, full, source)
         kwargs[key] = coerced
+    if not construct:
+        return None  # type: ignore[return-value]
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -310,15 +314,17 @@ def load_config(
     sources: list[str] = []
     for f in files:
         data = read_yaml(f)
-        # Validate each file on its own so an error names the file it came from.
-        _build(cls, _merge(merged, data), "", str(f))
+        # Check each layer's keys and values on their own so an error names its source.
+        _build(cls, data, "", str(f), construct=False)
         merged = _merge(merged, data)
         sources.append(str(f))
     for text in overrides:
         parts, value = parse_override(text)
-        candidate = _merge(merged, _nest(parts, value))
-        _build(cls, candidate, "", f"--set {text}")
-        merged = candidate
+        layer = _nest(parts, value)
+        _build(cls, layer, "", f"--set {text}", construct=False)
+        merged = _merge(merged, layer)
+        sources.append(f"--set {text}")
+    # Rules that span keys (profile vs master, ...) are checked once, on the merged result.
     return _build(cls, merged, "", " + ".join(sources) or "defaults")
 
 

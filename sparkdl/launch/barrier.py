@@ -122,7 +122,9 @@ def _barrier_task(
             threads=threads_per_rank(task_cpus=int(ctx.cpus()), requested=threads),
         )
         env.update(extra_env)
-        label = f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
+        label = (
+            f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
+        )
         result = run_in_child(fn, args=args, env=env, label=label)
         if return_all or slot.rank == 0:
             yield slot.rank, cloudpickle.dumps(result)
@@ -177,7 +179,9 @@ class BarrierLauncher:
         """Run ``fn(*args)`` on every rank and return all results, indexed by rank."""
         return self._launch(fn, args, return_all=True)
 
-    def _launch(self, fn: Callable[..., Any], args: tuple[Any, ...], *, return_all: bool) -> list[Any]:
+    def _launch(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], *, return_all: bool
+    ) -> list[Any]:
         import cloudpickle
 
         sc = self.spark.sparkContext

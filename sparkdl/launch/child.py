@@ -119,11 +119,11 @@ def run_in_child(
         reader.join(timeout=5)
         if code != 0:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise RankError(
-                f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail)
-            )
+            raise RankError(f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail))
         if not result.exists():
-            raise RankError(f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail))
+            raise RankError(
+                f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail)
+            )
         return cloudpickle.loads(result.read_bytes())
 
 

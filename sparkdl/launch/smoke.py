@@ -143,7 +143,9 @@ def run_allreduce_check(
     ranks = BarrierLauncher(spark, config=launch).run_all(
         allreduce_check, check.tensor_size, check.rounds
     )
-    expected = expected_sums(size=launch.num_workers, tensor_size=check.tensor_size, rounds=check.rounds)
+    expected = expected_sums(
+        size=launch.num_workers, tensor_size=check.tensor_size, rounds=check.rounds
+    )
     return AllreduceReport(
         ranks=tuple(ranks),
         expected=tuple(tuple(row) for row in expected),

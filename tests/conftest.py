@@ -1,0 +1,71 @@
+"""Shared fixtures: one local[2] SparkSession per test session, GPU-test skipping, paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Executors' Python workers and rank child processes inherit this, so functions defined in
+# tests/ (pickled by reference) import there too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _gpu_count() -> int:
+    if not shutil.which("nvidia-smi"):
+        return 0
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `gpu` tests, with the reason, where no CUDA GPU is present."""
+    if any("gpu" in item.keywords for item in items) and _gpu_count() == 0:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (nvidia-smi lists none on this machine)")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A local[2] SparkSession (UI off, 2 shuffle partitions, temp dirs) for the whole run."""
+    from sparkdl.config import LaunchConfig, SparkConfig
+    from sparkdl.session import build_session
+
+    tmp = tmp_path_factory.mktemp("spark")
+    session = build_session(
+        SparkConfig(profile="local", cores=2, app_name="sparkdl-tests", log_level="ERROR"),
+        launch=LaunchConfig(start_timeout_s=60, barrier_sync_timeout_s=120),
+        extra_conf={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.local.dir": str(tmp / "local"),
+            "spark.sql.warehouse.dir": str(tmp / "warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp / 'derby'}",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    """The interpreter running the tests (the project's venv)."""
+    return sys.executable
