@@ -1,5 +1,14 @@
 """Layered, validated, frozen configuration for sparkdl jobs."""
 
+from sparkdl.config.data import (
+    ColumnsConfig,
+    FeaturizeConfig,
+    GenerateConfig,
+    LayoutConfig,
+    PrepareConfig,
+    SourceConfig,
+    SplitConfig,
+)
 from sparkdl.config.loader import (
     ConfigError,
     closest_key,
@@ -18,7 +27,14 @@ from sparkdl.config.schema import (
 
 __all__ = [
     "AllreduceCheckConfig",
+    "ColumnsConfig",
     "ConfigError",
+    "FeaturizeConfig",
+    "GenerateConfig",
+    "LayoutConfig",
+    "PrepareConfig",
+    "SourceConfig",
+    "SplitConfig",
     "LaunchConfig",
     "LocalClusterConfig",
     "SparkConfig",

@@ -164,6 +164,14 @@ def _check_bounds(field: dataclasses.Field, value: Any, key: str, source: str) -
         raise ConfigError(f"config key '{key}' in {source} has value {value!r}; allowed: <= {hi}.")
 
 
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
 def _build(
     cls: type[T], data: Mapping[str, Any], path: str, source: str, *, construct: bool = True
 ) -> T:
@@ -175,6 +183,11 @@ def _build(
         if key not in fields:
             raise _unknown_key_error(path, key, list(fields), source)
         full = f"{path}.{key}" if path else key
+        default = _field_default(fields[key])
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            # A section's own default (it may differ from its class's defaults) is the lowest
+            # layer under what the files and overrides give for it.
+            value = _merge(to_dict(default), value)
         coerced = _coerce(value, hints[key], full, source, construct)
         _check_bounds(fields[key], coerced, full, source)
         kwargs[key] = coerced

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from sparkdl.config.data import GenerateConfig, PrepareConfig
+
 SparkProfile = Literal["local", "local-cluster", "standalone", "yarn", "databricks"]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -103,3 +105,5 @@ class SparkdlConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     allreduce_check: AllreduceCheckConfig = field(default_factory=AllreduceCheckConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)

@@ -1,0 +1,1 @@
+"""Data jobs: synthetic generation and preparation of training-ready Parquet."""

@@ -1,0 +1,148 @@
+"""The published-dataset format and its reader side: manifests, digests, pointer, versions.
+
+Layout of a dataset root::
+
+    <root>/_CURRENT                 JSON pointer to the published version (replaced atomically)
+    <root>/versions/<version>/      train/ validation/ test/ quarantine/ featurizer/
+                                    manifest.json, then _SUCCESS (written last)
+    <root>/_staging/<token>/        a run in progress (never read)
+
+Readers go through :func:`open_dataset`, which refuses anything without ``_SUCCESS`` and
+``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.data.fs import HadoopFS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "sparkdl-prepared/1"
+POINTER = "_CURRENT"
+MANIFEST = "manifest.json"
+SUCCESS = "_SUCCESS"
+VERSIONS = "versions"
+_U64 = 1 << 64
+
+
+def content_digest(df: DataFrame) -> tuple[int, str]:
+    """Return (rows, digest) of a DataFrame's content, independent of row order and files.
+
+    The digest is the count and the sum modulo 2^64 of a 64-bit hash of every row.
+
+    Examples
+    --------
+    >>> content_digest(spark.range(3))  # doctest: +SKIP
+    (3, '3:...')
+    """
+    from pyspark.sql import functions as F
+
+    cols = [F.col(f"`{c}`") for c in df.columns]
+    row = df.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("s"),
+    ).first()
+    n = int(row["n"])
+    total = int(row["s"] or 0) % _U64
+    return n, f"{n}:{total:016x}"
+
+
+def read_manifest(fs: HadoopFS, version_path: str) -> dict[str, Any]:
+    """Read and check ``manifest.json`` of one version folder."""
+    if not fs.exists(f"{version_path}/{SUCCESS}"):
+        raise ValueError(
+            f"{version_path} has no {SUCCESS}: it was never published or its run crashed. "
+            "Run `sparkdl prepare` again; readers only use published versions."
+        )
+    if not fs.exists(f"{version_path}/{MANIFEST}"):
+        raise ValueError(f"{version_path} has no {MANIFEST}; run `sparkdl prepare` again")
+    manifest = json.loads(fs.read_text(f"{version_path}/{MANIFEST}"))
+    if manifest.get("format") != FORMAT:
+        raise ValueError(
+            f"{version_path}/{MANIFEST} has format {manifest.get('format')!r}, this sparkdl reads "
+            f"{FORMAT!r}; prepare the data again with this version"
+        )
+    return manifest
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A published, verified dataset version."""
+
+    root: str
+    path: str
+    manifest: dict[str, Any]
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of the ``features`` arrays."""
+        return int(self.manifest["features"]["dim"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Name of each position of ``features``."""
+        return list(self.manifest["features"]["names"])
+
+    def split_path(self, split: str) -> str:
+        """Folder of one split's Parquet files."""
+        if split not in self.manifest["splits"]:
+            raise ValueError(
+                f"split {split!r} is not in {self.path}; it has {sorted(self.manifest['splits'])}"
+            )
+        return f"{self.path}/{self.manifest['splits'][split]['path']}"
+
+    def rows(self, split: str) -> int:
+        """Row count of one split, from the manifest."""
+        return int(self.manifest["splits"][split]["rows"])
+
+    def read(self, spark: SparkSession, split: str) -> DataFrame:
+        """Read one split as a DataFrame (``features``, ``label`` and the id, if any)."""
+        return spark.read.parquet(self.split_path(split))
+
+    @property
+    def featurizer_path(self) -> str:
+        """Folder of the fitted Spark ML PipelineModel for inference."""
+        return f"{self.path}/{self.manifest['featurizer']}"
+
+
+def open_dataset(spark: SparkSession, path: str) -> PreparedDataset:
+    """Open the published version of a dataset root (or one version folder directly).
+
+    Raises
+    ------
+    ValueError
+        When there is no published version, or ``_SUCCESS`` or ``manifest.json`` is missing.
+
+    Examples
+    --------
+    >>> ds = open_dataset(spark, "data/prepared/classification")  # doctest: +SKIP
+    >>> ds.rows("train")  # doctest: +SKIP
+    80123
+    """
+    fs = HadoopFS(spark)
+    root = fs.qualify(path).rstrip("/")
+    if fs.exists(f"{root}/{POINTER}"):
+        pointer = json.loads(fs.read_text(f"{root}/{POINTER}"))
+        version_path = f"{root}/{VERSIONS}/{pointer['version']}"
+        if not fs.exists(version_path):
+            raise ValueError(
+                f"{root}/{POINTER} points at {pointer['version']}, which is missing; run "
+                "`sparkdl prepare` again to publish a version"
+            )
+    elif fs.exists(f"{root}/{MANIFEST}") or fs.exists(f"{root}/{SUCCESS}"):
+        version_path, root = root, root.rsplit(f"/{VERSIONS}/", 1)[0]
+    else:
+        raise ValueError(
+            f"{root} is not a prepared dataset: it has no {POINTER} pointer and no {MANIFEST} and "
+            f"{SUCCESS}. Run `sparkdl prepare --set prepare.output={path}` first."
+        )
+    manifest = read_manifest(fs, version_path)
+    return PreparedDataset(root=root, path=version_path, manifest=manifest)

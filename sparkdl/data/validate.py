@@ -1,0 +1,156 @@
+"""Row-level validation as pure DataFrame transforms: tag each row with its first defect.
+
+A row is valid when ``reason`` is null. Reasons are short, low-cardinality codes (the column
+follows after a colon) so the quarantine can be counted by reason:
+
+- ``malformed_row:too_many_fields`` / ``malformed_row:too_few_fields`` (CSV), ``malformed_json``
+- ``null_required:<column>`` (label, id and ``prepare.columns.required``)
+- ``unparseable:<column>`` (a value that is not a number where one is declared)
+- ``non_finite:<column>`` (NaN or +/-infinity)
+- ``label_not_declared`` (a class outside ``prepare.columns.label_values``)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sparkdl.config.data import ColumnsConfig
+from sparkdl.data.sources import CORRUPT
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+REASON = "reason"
+LABEL_INDEX = "_label"
+
+
+def _num(col: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(f"`{col}`").cast("double")
+
+
+def _label_values_numeric(columns: ColumnsConfig) -> list[float] | None:
+    try:
+        return [float(v) for v in columns.label_values]
+    except ValueError:
+        return None
+
+
+def label_index(columns: ColumnsConfig) -> Column:
+    """Return the training label: the class's position in ``label_values``, or the number.
+
+    Class values match numerically when every declared value is a number (so ``1``, ``1.0``
+    and an integer column all mean class ``"1"``), else as trimmed strings.
+
+    Examples
+    --------
+    >>> label_index(ColumnsConfig(numeric=("x",)))  # doctest: +SKIP
+    Column<'CASE WHEN ... END'>
+    """
+    from pyspark.sql import functions as F
+
+    raw = F.col(f"`{columns.label}`")
+    if columns.task == "regression":
+        return _num(columns.label)
+    numeric = _label_values_numeric(columns)
+    expr = None
+    for i, value in enumerate(columns.label_values):
+        cond = (
+            _num(columns.label) == F.lit(numeric[i])
+            if numeric is not None
+            else F.trim(raw.cast("string")) == F.lit(value)
+        )
+        expr = F.when(cond, F.lit(i)) if expr is None else expr.when(cond, F.lit(i))
+    return expr.cast("int")  # type: ignore[union-attr]
+
+
+def _is_non_finite(c: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.isnan(c) | (F.abs(c) == F.lit(float("inf")))
+
+
+def tag_defects(
+    df: DataFrame, *, columns: ColumnsConfig, typed: bool, last_column: str | None = None
+) -> DataFrame:
+    """Add ``reason`` (null for a valid row) and ``_label`` to the raw rows.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Output of :func:`sparkdl.data.sources.read_raw`: declared columns and ``_corrupt``.
+    columns : ColumnsConfig
+        The declared schema.
+    typed : bool
+        True for Parquet input (values already typed; no parse failures possible).
+    last_column : str, optional
+        The input's last column (CSV header order), which tells a short record from a long one.
+
+    Returns
+    -------
+    DataFrame
+        The same rows, none dropped, with ``reason`` and ``_label`` added.
+
+    Examples
+    --------
+    >>> tag_defects(raw.frame, columns=cfg.prepare.columns, typed=False)  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+
+    checks: list[tuple[Column, Column]] = []
+    corrupt = F.col(CORRUPT).isNotNull()
+    last = last_column or columns.declared[-1]
+    checks.append(
+        (
+            corrupt,
+            F.when(
+                F.col(CORRUPT).startswith("{") | F.col(CORRUPT).startswith("["),
+                F.lit("malformed_json"),
+            )
+            # A short CSV record leaves its trailing columns null; a long one fills them all.
+            .when(F.col(f"`{last}`").isNull(), F.lit("malformed_row:too_few_fields"))
+            .otherwise(F.lit("malformed_row:too_many_fields")),
+        )
+    )
+    required = dict.fromkeys([*([columns.id] if columns.id else []), columns.label, *columns.required])
+    for name in required:
+        raw = F.col(f"`{name}`")
+        empty = raw.isNull() if typed else (raw.isNull() | (F.trim(raw.cast("string")) == ""))
+        checks.append((empty, F.lit(f"null_required:{name}")))
+    numbers = [*columns.numeric, *([columns.label] if columns.task == "regression" else [])]
+    for name in numbers:
+        raw = F.col(f"`{name}`")
+        if not typed:
+            checks.append(
+                (raw.isNotNull() & (F.trim(raw) != "") & _num(name).isNull(), F.lit(f"unparseable:{name}"))
+            )
+        checks.append((_num(name).isNotNull() & _is_non_finite(_num(name)), F.lit(f"non_finite:{name}")))
+    label = label_index(columns)
+    if columns.task == "classification":
+        checks.append((F.col(f"`{columns.label}`").isNotNull() & label.isNull(), F.lit("label_not_declared")))
+
+    reason = None
+    for cond, code in checks:
+        reason = F.when(cond, code) if reason is None else reason.when(cond, code)
+    return df.withColumn(REASON, reason).withColumn(LABEL_INDEX, label)  # type: ignore[arg-type]
+
+
+def parse_valid(df: DataFrame, *, columns: ColumnsConfig) -> DataFrame:
+    """Turn validated raw rows into typed inputs for featurization (pure transform).
+
+    Numeric columns become doubles (nulls kept for imputation), categorical columns trimmed
+    strings, and the label its class index (or number). Extra columns pass through.
+
+    Examples
+    --------
+    >>> parse_valid(valid_rows, columns=cfg.prepare.columns).dtypes  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+
+    out = df
+    for name in columns.numeric:
+        out = out.withColumn(name, _num(name))
+    for name in columns.categorical:
+        out = out.withColumn(name, F.trim(F.col(f"`{name}`").cast("string")))
+    return out
