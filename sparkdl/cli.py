@@ -59,6 +59,42 @@ def _allreduce(args: argparse.Namespace) -> AllreduceReport:
         spark.stop()
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from sparkdl.data.generate import write_generated
+    from sparkdl.session import build_session, stop_session
+
+    cfg = config_from_args(args)
+    spark = build_session(cfg.spark)
+    try:
+        result = write_generated(spark, cfg=cfg.generate)
+    finally:
+        stop_session(spark)
+    print(
+        f"generated {result.rows} {cfg.generate.kind} rows as {result.format} in "
+        f"{result.partitions} partitions at {result.output} ({result.seconds:.1f} s)"
+    )
+    return EXIT_OK
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from sparkdl.data.prepare import run_prepare
+    from sparkdl.session import build_session, stop_session
+
+    cfg = config_from_args(args)
+    spark = build_session(cfg.spark)
+    try:
+        result = run_prepare(spark, cfg=cfg.prepare, force=args.force)
+    finally:
+        stop_session(spark)
+    verb = "already published" if result.skipped else "published"
+    print(
+        f"{verb} {result.root} version {result.version}: {result.rows_in} rows in, "
+        f"{result.rows_valid} valid, {result.rows_quarantined} quarantined; splits "
+        f"{result.split_rows} ({result.seconds:.1f} s)"
+    )
+    return EXIT_OK
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
@@ -100,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(doctor)
     doctor.set_defaults(func=_cmd_doctor)
 
+    generate = sub.add_parser(
+        "generate",
+        help="write synthetic raw data (classification or blobs) from the executors",
+        description="Generate deterministic synthetic raw data as CSV or Parquet (section generate).",
+    )
+    add_config_arguments(generate)
+    generate.set_defaults(func=_cmd_generate)
+
+    prepare = sub.add_parser(
+        "prepare",
+        help="validate, featurize, split and publish raw data as training-ready Parquet",
+        description="Raw CSV/JSON/Parquet to a published dataset version (section prepare).",
+    )
+    add_config_arguments(prepare)
+    prepare.add_argument(
+        "--force", action="store_true", help="rebuild even if this input and config are published"
+    )
+    prepare.set_defaults(func=_cmd_prepare)
+
     config = sub.add_parser(
         "config",
         help="validate config files and overrides and print the resolved config",
@@ -131,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:
         print(f"sparkdl: config error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        logger.debug("bad input", exc_info=True)
+        print(f"sparkdl: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -69,6 +69,7 @@ class ColumnsConfig:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     id: str | None = None
+    id_type: Literal["string", "long"] = "string"
     required: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
 

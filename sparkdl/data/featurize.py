@@ -122,7 +122,8 @@ def fit_featurizer(
         )
         if encodings[c] == "onehot":
             stages.append(
-                OneHotEncoder(inputCol=f"_idx_{c}", outputCol=f"_oh_{c}", dropLast=False, handleInvalid="keep")
+                # The indexer already maps unseen values to one extra index.
+                OneHotEncoder(inputCol=f"_idx_{c}", outputCol=f"_oh_{c}", dropLast=False)
             )
             parts.append(f"_oh_{c}")
         else:
@@ -135,6 +136,10 @@ def fit_featurizer(
     stages.append(VectorAssembler(inputCols=parts, outputCol="_features"))
     model = Pipeline(stages=stages).fit(train)
     names = _feature_names(model, columns=columns, encodings=encodings, buckets=cfg.hash_buckets)
+    # The assembled vector's size is in the output schema's ML metadata (no Spark job needed).
+    size = model.transform(train).schema["_features"].metadata["ml_attr"]["num_attrs"]
+    if size != len(names):
+        raise RuntimeError(f"featurizer produces {size} features but names {len(names)}: {names}")
     logger.info("featurizer fitted on the training split: %d features, encodings %s", len(names), encodings)
     return FittedFeaturizer(model=model, feature_names=tuple(names), encodings=encodings)
 

@@ -45,8 +45,9 @@ def read_schema(spark: SparkSession, path: str) -> StructType:
         message = reader.getFooter().getFileMetaData().getSchema()
     finally:
         reader.close()
+    sql_conf = spark._jsparkSession.sessionState().conf()
     converter = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(
-        spark.sparkContext._jsc.hadoopConfiguration()
+        sql_conf
     )
     return StructType.fromJson(json.loads(converter.convert(message).json()))
 

@@ -163,7 +163,7 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
     staging = pub.new_staging(fs, root)
     try:
         key_cols = [cfg.columns.id] if cfg.columns.id else [*cfg.columns.declared, CORRUPT]
-        tagged = tag_defects(raw.frame, columns=cfg.columns, typed=raw.typed, last_column=raw.input_columns[-1])
+        tagged = tag_defects(raw.frame, columns=cfg.columns, typed=raw.typed)
         staged_path = f"{staging}/_rows"
         (
             assign_split(tagged, key_columns=key_cols, split=cfg.split)

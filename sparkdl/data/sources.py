@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CORRUPT = "_corrupt"
+LAST_NULL = "_last_null"
 SOURCE_FILE = "source_file"
 _HEADER_BYTES = 1 << 16
 
@@ -167,8 +168,8 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
     -------
     RawInput
         ``frame`` has the declared columns (strings for CSV/JSON, the file's types for Parquet),
-        ``_corrupt`` (the raw line of a malformed CSV/JSON record, else null) and
-        ``source_file``.
+        ``_corrupt`` (the raw line of a malformed CSV/JSON record, else null),
+        ``source_file`` and ``_last_null`` (whether the input's last column is null).
 
     Raises
     ------
@@ -247,7 +248,14 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
         frame = spark.read.schema(file_schema).parquet(source.path).withColumn(
             CORRUPT, F.lit(None).cast("string")
         )
-    frame = frame.select(*declared, CORRUPT, F.input_file_name().alias(SOURCE_FILE))
+    # A short CSV record leaves its last columns null, a long one fills them: keep that bit
+    # even when the last column is one that prepare.columns.ignore drops.
+    frame = frame.select(
+        *declared,
+        CORRUPT,
+        F.input_file_name().alias(SOURCE_FILE),
+        F.col(f"`{actual[-1]}`").isNull().alias(LAST_NULL),
+    )
     logger.info(
         "input: %d %s files (%.1f MB) at %s; columns %s",
         len(files),

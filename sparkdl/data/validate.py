@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sparkdl.config.data import ColumnsConfig
-from sparkdl.data.sources import CORRUPT
+from sparkdl.data.sources import CORRUPT, LAST_NULL
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -71,21 +71,18 @@ def _is_non_finite(c: Column) -> Column:
     return F.isnan(c) | (F.abs(c) == F.lit(float("inf")))
 
 
-def tag_defects(
-    df: DataFrame, *, columns: ColumnsConfig, typed: bool, last_column: str | None = None
-) -> DataFrame:
+def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFrame:
     """Add ``reason`` (null for a valid row) and ``_label`` to the raw rows.
 
     Parameters
     ----------
     df : DataFrame
-        Output of :func:`sparkdl.data.sources.read_raw`: declared columns and ``_corrupt``.
+        Output of :func:`sparkdl.data.sources.read_raw`: declared columns, ``_corrupt`` and
+        ``_last_null``.
     columns : ColumnsConfig
         The declared schema.
     typed : bool
         True for Parquet input (values already typed; no parse failures possible).
-    last_column : str, optional
-        The input's last column (CSV header order), which tells a short record from a long one.
 
     Returns
     -------
@@ -100,7 +97,6 @@ def tag_defects(
 
     checks: list[tuple[Column, Column]] = []
     corrupt = F.col(CORRUPT).isNotNull()
-    last = last_column or columns.declared[-1]
     checks.append(
         (
             corrupt,
@@ -109,7 +105,7 @@ def tag_defects(
                 F.lit("malformed_json"),
             )
             # A short CSV record leaves its trailing columns null; a long one fills them all.
-            .when(F.col(f"`{last}`").isNull(), F.lit("malformed_row:too_few_fields"))
+            .when(F.col(LAST_NULL), F.lit("malformed_row:too_few_fields"))
             .otherwise(F.lit("malformed_row:too_many_fields")),
         )
     )
@@ -118,6 +114,9 @@ def tag_defects(
         raw = F.col(f"`{name}`")
         empty = raw.isNull() if typed else (raw.isNull() | (F.trim(raw.cast("string")) == ""))
         checks.append((empty, F.lit(f"null_required:{name}")))
+    if columns.id and columns.id_type == "long":
+        raw_id = F.col(f"`{columns.id}`")
+        checks.append((raw_id.isNotNull() & raw_id.cast("long").isNull(), F.lit(f"unparseable:{columns.id}")))
     numbers = [*columns.numeric, *([columns.label] if columns.task == "regression" else [])]
     for name in numbers:
         raw = F.col(f"`{name}`")
@@ -149,6 +148,8 @@ def parse_valid(df: DataFrame, *, columns: ColumnsConfig) -> DataFrame:
     from pyspark.sql import functions as F
 
     out = df
+    if columns.id:
+        out = out.withColumn(columns.id, F.col(f"`{columns.id}`").cast(columns.id_type))
     for name in columns.numeric:
         out = out.withColumn(name, _num(name))
     for name in columns.categorical:
