@@ -95,6 +95,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "prepare":
+        from sparkdl.bench.prepare_bench import main as bench_main
+
+        print(bench_main(args))
+    return EXIT_OK
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
@@ -154,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="rebuild even if this input and config are published"
     )
     prepare.set_defaults(func=_cmd_prepare)
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks that print measured ratios (prepare)",
+        description="Run a benchmark; each prints its measurements and ratios side by side.",
+    )
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    from sparkdl.bench.prepare_bench import add_arguments as add_prepare_bench
+
+    add_prepare_bench(
+        bench_sub.add_parser(
+            "prepare", help="prepare throughput against pyarrow, driver memory at 1x and 10x"
+        )
+    )
+    bench.set_defaults(func=_cmd_bench)
 
     config = sub.add_parser(
         "config",

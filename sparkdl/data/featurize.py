@@ -40,9 +40,7 @@ class FittedFeaturizer:
         return len(self.feature_names)
 
 
-def choose_encodings(
-    distinct: dict[str, int], *, cfg: FeaturizeConfig
-) -> dict[str, str]:
+def choose_encodings(distinct: dict[str, int], *, cfg: FeaturizeConfig) -> dict[str, str]:
     """Pick an encoding per categorical column: the configured one, or by cardinality for auto.
 
     Examples
@@ -104,7 +102,9 @@ def fit_featurizer(
         )
         stages.append(VectorAssembler(inputCols=imputed, outputCol="_num", handleInvalid="error"))
         if cfg.scale == "standard":
-            stages.append(StandardScaler(inputCol="_num", outputCol="_num_s", withMean=True, withStd=True))
+            stages.append(
+                StandardScaler(inputCol="_num", outputCol="_num_s", withMean=True, withStd=True)
+            )
             parts.append("_num_s")
         elif cfg.scale == "minmax":
             stages.append(MinMaxScaler(inputCol="_num", outputCol="_num_s"))
@@ -112,14 +112,18 @@ def fit_featurizer(
         else:
             parts.append("_num")
     hashed = [c for c in columns.categorical if encodings[c] == "hash"]
-    for c in columns.categorical:
-        if encodings[c] == "hash":
-            continue
+    indexed = [c for c in columns.categorical if encodings[c] != "hash"]
+    if indexed:
+        # One indexer for all columns: one pass over the training split instead of one each.
         stages.append(
             StringIndexer(
-                inputCol=c, outputCol=f"_idx_{c}", handleInvalid="keep", stringOrderType="alphabetAsc"
+                inputCols=indexed,
+                outputCols=[f"_idx_{c}" for c in indexed],
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
             )
         )
+    for c in indexed:
         if encodings[c] == "onehot":
             stages.append(
                 # The indexer already maps unseen values to one extra index.
@@ -130,7 +134,12 @@ def fit_featurizer(
             parts.append(f"_idx_{c}")
     if hashed:
         stages.append(
-            FeatureHasher(inputCols=hashed, outputCol=_HASHED, numFeatures=cfg.hash_buckets, categoricalCols=hashed)
+            FeatureHasher(
+                inputCols=hashed,
+                outputCol=_HASHED,
+                numFeatures=cfg.hash_buckets,
+                categoricalCols=hashed,
+            )
         )
         parts.append(_HASHED)
     stages.append(VectorAssembler(inputCols=parts, outputCol="_features"))
@@ -140,7 +149,9 @@ def fit_featurizer(
     size = model.transform(train).schema["_features"].metadata["ml_attr"]["num_attrs"]
     if size != len(names):
         raise RuntimeError(f"featurizer produces {size} features but names {len(names)}: {names}")
-    logger.info("featurizer fitted on the training split: %d features, encodings %s", len(names), encodings)
+    logger.info(
+        "featurizer fitted on the training split: %d features, encodings %s", len(names), encodings
+    )
     return FittedFeaturizer(model=model, feature_names=tuple(names), encodings=encodings)
 
 
@@ -150,9 +161,10 @@ def _feature_names(
     from pyspark.ml.feature import StringIndexerModel
 
     names = list(columns.numeric)
-    labels = {
-        m.getInputCol(): list(m.labels) for m in model.stages if isinstance(m, StringIndexerModel)
-    }
+    labels: dict[str, list[str]] = {}
+    for m in model.stages:
+        if isinstance(m, StringIndexerModel):
+            labels.update(zip(m.getInputCols(), (list(x) for x in m.labelsArray), strict=True))
     for c in columns.categorical:
         if encodings[c] == "onehot":
             names.extend([f"{c}={v}" for v in labels[c]] + [f"{c}={UNSEEN}"])

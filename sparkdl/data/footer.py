@@ -46,8 +46,10 @@ def read_schema(spark: SparkSession, path: str) -> StructType:
     finally:
         reader.close()
     sql_conf = spark._jsparkSession.sessionState().conf()
-    converter = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(
-        sql_conf
+    converter = (
+        jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(
+            sql_conf
+        )
     )
     return StructType.fromJson(json.loads(converter.convert(message).json()))
 

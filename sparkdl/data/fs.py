@@ -127,7 +127,9 @@ class HadoopFS:
         """Rename ``src`` to ``dst``; with ``overwrite`` an existing file ``dst`` is replaced."""
         jvm = self._jvm
         if overwrite:
-            fc = jvm.org.apache.hadoop.fs.FileContext.getFileContext(self._path(dst).toUri(), self._conf)
+            fc = jvm.org.apache.hadoop.fs.FileContext.getFileContext(
+                self._path(dst).toUri(), self._conf
+            )
             rename_opt = jvm.org.apache.hadoop.fs.Options.Rename
             opts = self._gateway.new_array(rename_opt, 1)
             opts[0] = rename_opt.OVERWRITE

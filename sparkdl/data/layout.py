@@ -52,7 +52,10 @@ def plan_layout(*, rows: int, row_bytes: int, cfg: LayoutConfig) -> LayoutPlan:
     LayoutPlan(files=4, rows_per_file=250000, block_bytes=1073741824)
     """
     total = max(1, rows) * max(1, row_bytes)
-    per_worker = max(cfg.min_row_groups_per_worker, math.ceil(total / (cfg.target_row_group_mb * _MB * cfg.workers)))
+    per_worker = max(
+        cfg.min_row_groups_per_worker,
+        math.ceil(total / (cfg.target_row_group_mb * _MB * cfg.workers)),
+    )
     files = cfg.workers * per_worker
     # Never more files than rows: empty files would leave some ranks without data.
     if rows < files:

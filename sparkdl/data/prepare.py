@@ -83,10 +83,22 @@ def _statistics(train: DataFrame, cfg: PrepareConfig) -> tuple[dict[str, Any], d
             F.min(x).alias(f"{c}|min"),
             F.max(x).alias(f"{c}|max"),
         ]
-    aggs += [F.approx_count_distinct(F.col(f"`{c}`")).alias(f"{c}|distinct") for c in cols.categorical]
+    aggs += [
+        F.approx_count_distinct(F.col(f"`{c}`")).alias(f"{c}|distinct") for c in cols.categorical
+    ]
     aggs.append(F.count(F.lit(1)).alias("|rows"))
+    if cols.task == "classification":
+        aggs += [
+            F.sum((F.col(LABEL_INDEX) == i).cast("long")).alias(f"|label{i}")
+            for i in range(len(cols.label_values))
+        ]
     row = train.agg(*aggs).first().asDict()
     rows = int(row["|rows"])
+    label_counts = {
+        str(i): int(row[f"|label{i}"] or 0)
+        for i in range(len(cols.label_values))
+        if cols.task == "classification"
+    }
     numeric = {
         c: {
             "count": int(row[f"{c}|count"]),
@@ -99,10 +111,25 @@ def _statistics(train: DataFrame, cfg: PrepareConfig) -> tuple[dict[str, Any], d
         for c in cols.numeric
     }
     distinct = {c: int(row[f"{c}|distinct"]) for c in cols.categorical}
-    return {"rows": rows, "numeric": numeric, "categorical_distinct_approx": distinct}, distinct
+    stats = {
+        "rows": rows,
+        "numeric": numeric,
+        "categorical_distinct_approx": distinct,
+        "train_label_counts": label_counts,
+    }
+    return stats, distinct
 
 
-def _fail_on_bad_rows(fs: HadoopFS, root: str, staging: str, *, rows_in: int, bad: int, by_reason: dict[str, int], cfg: PrepareConfig) -> None:
+def _fail_on_bad_rows(
+    fs: HadoopFS,
+    root: str,
+    staging: str,
+    *,
+    rows_in: int,
+    bad: int,
+    by_reason: dict[str, int],
+    cfg: PrepareConfig,
+) -> None:
     fraction = bad / rows_in if rows_in else 0.0
     if fraction <= cfg.max_bad_fraction:
         return
@@ -176,10 +203,16 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
         valid, bad = sum(split_rows.values()), sum(by_reason.values())
         rows_in = valid + bad
         logger.info("rows in %d: valid %d, quarantined %d %s", rows_in, valid, bad, by_reason or "")
-        quarantine_cols = [*raw.input_columns, CORRUPT, SOURCE_FILE, REASON]
-        staged.where(F.col(_STATUS) == "quarantine").select(
-            *[F.col(f"`{c}`").cast("string") if c in raw.input_columns else F.col(c) for c in quarantine_cols if c in staged.columns]
-        ).write.parquet(f"{staging}/quarantine")
+        quarantine_cols = [
+            c for c in [*raw.input_columns, CORRUPT, SOURCE_FILE, REASON] if c in staged.columns
+        ]
+        if bad:
+            staged.where(F.col(_STATUS) == "quarantine").select(
+                *[
+                    F.col(f"`{c}`").cast("string") if c in raw.input_columns else F.col(c)
+                    for c in quarantine_cols
+                ]
+            ).write.parquet(f"{staging}/quarantine")
         _fail_on_bad_rows(fs, root, staging, rows_in=rows_in, bad=bad, by_reason=by_reason, cfg=cfg)
         if split_rows["train"] == 0:
             raise ValueError(
@@ -192,11 +225,9 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             return parse_valid(part, columns=cfg.columns)
 
         stats, distinct = _statistics(rows_of("train"), cfg)
-        label_counts = {
-            str(r[LABEL_INDEX]): int(r["count"])
-            for r in rows_of("train").groupBy(LABEL_INDEX).count().collect()
-        } if cfg.columns.task == "classification" else {}
-        fitted = fit_featurizer(rows_of("train"), columns=cfg.columns, cfg=cfg.featurize, distinct=distinct)
+        fitted = fit_featurizer(
+            rows_of("train"), columns=cfg.columns, cfg=cfg.featurize, distinct=distinct
+        )
         fitted.model.write().overwrite().save(f"{staging}/featurizer")
 
         keep = (KEY, *([cfg.columns.id] if cfg.columns.id else []))
@@ -207,8 +238,12 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
                 continue
             plan = plan_layout(rows=split_rows[split], row_bytes=row_bytes, cfg=cfg.layout)
             path = f"{staging}/{split}"
-            write_split(apply_featurizer(rows_of(split), fitted=fitted, keep=keep), path=path, plan=plan)
-            splits[split] = _verify_split(spark, fs, path, expected=split_rows[split], workers=cfg.layout.workers)
+            write_split(
+                apply_featurizer(rows_of(split), fitted=fitted, keep=keep), path=path, plan=plan
+            )
+            splits[split] = _verify_split(
+                spark, fs, path, expected=split_rows[split], workers=cfg.layout.workers
+            )
         fs.delete(staged_path)
 
         name = pub.version_name(key)
@@ -231,7 +266,9 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             },
             "schema": {f.name: f.dataType.simpleString() for f in out_schema.fields},
             "task": cfg.columns.task,
-            "label_values": list(cfg.columns.label_values) if cfg.columns.task == "classification" else None,
+            "label_values": list(cfg.columns.label_values)
+            if cfg.columns.task == "classification"
+            else None,
             "id_column": cfg.columns.id,
             "features": {
                 "column": FEATURES,
@@ -242,9 +279,13 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             },
             "featurizer": "featurizer",
             "rows": {"input": rows_in, "valid": valid, "quarantined": bad},
-            "quarantine": {"path": "quarantine", "rows": bad, "by_reason": by_reason},
+            "quarantine": {
+                "path": "quarantine" if bad else None,
+                "rows": bad,
+                "by_reason": by_reason,
+            },
             "splits": splits,
-            "statistics": {**stats, "train_label_counts": label_counts},
+            "statistics": stats,
             "layout": to_dict(cfg.layout),
         }
         pub.write_manifest(fs, staging, manifest)
@@ -262,7 +303,9 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
     return _result(root, name, manifest, skipped=False, seconds=time.perf_counter() - start)
 
 
-def _verify_split(spark: SparkSession, fs: HadoopFS, path: str, *, expected: int, workers: int) -> dict[str, Any]:
+def _verify_split(
+    spark: SparkSession, fs: HadoopFS, path: str, *, expected: int, workers: int
+) -> dict[str, Any]:
     """Re-read a written split: rows must match the staged count; record files and row groups."""
     rows, digest = content_digest(spark.read.parquet(path))
     if rows != expected:
@@ -274,7 +317,14 @@ def _verify_split(spark: SparkSession, fs: HadoopFS, path: str, *, expected: int
     groups: list[int] = []
     for info in fs.list_files(path):
         rg = row_group_rows(spark, info.path)
-        files.append({"name": info.path.rsplit("/", 1)[-1], "rows": sum(rg), "row_groups": rg, "bytes": info.size})
+        files.append(
+            {
+                "name": info.path.rsplit("/", 1)[-1],
+                "rows": sum(rg),
+                "row_groups": rg,
+                "bytes": info.size,
+            }
+        )
         groups.extend(rg)
     shares = rank_shares(groups, workers)
     return {
@@ -306,7 +356,9 @@ def _first_error_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _result(root: str, version: str, manifest: dict[str, Any], *, skipped: bool, seconds: float) -> PrepareResult:
+def _result(
+    root: str, version: str, manifest: dict[str, Any], *, skipped: bool, seconds: float
+) -> PrepareResult:
     return PrepareResult(
         root=root,
         version=version,

@@ -81,21 +81,29 @@ def published_version(fs: HadoopFS, root: str) -> str | None:
 def find_published(fs: HadoopFS, root: str, key: str) -> str | None:
     """Return the published version folder built from ``key``, if the pointer is on it."""
     current = published_version(fs, root)
-    if current and current.endswith(f"-{key}") and fs.exists(f"{root}/{VERSIONS}/{current}/{SUCCESS}"):
+    if (
+        current
+        and current.endswith(f"-{key}")
+        and fs.exists(f"{root}/{VERSIONS}/{current}/{SUCCESS}")
+    ):
         return current
     return None
 
 
 def new_staging(fs: HadoopFS, root: str) -> str:
     """Create and return a fresh staging folder for one run."""
-    path = f"{root}/_staging/{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    path = (
+        f"{root}/_staging/{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    )
     fs.mkdirs(path)
     return path
 
 
 def write_manifest(fs: HadoopFS, staging: str, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` and then ``_SUCCESS`` (the order readers rely on)."""
-    fs.write_text(f"{staging}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    fs.write_text(
+        f"{staging}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True, default=str)
+    )
     fs.write_text(f"{staging}/{SUCCESS}", "")
 
 

@@ -117,7 +117,9 @@ def _type_problems(schema: StructType, columns: ColumnsConfig) -> list[str]:
         if columns.task == "regression" and not _is_numeric(label):
             problems.append(f"{columns.label}: expected a number, actual {label.simpleString()}")
         elif not isinstance(label, StringType | NumericType | BooleanType):
-            problems.append(f"{columns.label}: expected a class value, actual {label.simpleString()}")
+            problems.append(
+                f"{columns.label}: expected a class value, actual {label.simpleString()}"
+            )
     return problems
 
 
@@ -228,7 +230,9 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
                 "json expects one JSON object per line"
             ) from exc
         if not isinstance(record, dict):
-            raise ValueError(f"the first line of {first.path} is a JSON {type(record).__name__}, not an object")
+            raise ValueError(
+                f"the first line of {first.path} is a JSON {type(record).__name__}, not an object"
+            )
         actual = list(record)
         check_columns(actual, columns=columns, where=first.path)
         schema = T.StructType(
@@ -236,17 +240,25 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
             + [T.StructField(CORRUPT, T.StringType())]
         )
         frame = spark.read.schema(schema).json(
-            source.path, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, encoding=source.encoding
+            source.path,
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT,
+            encoding=source.encoding,
         )
     else:
         first = files[0]
         file_schema = read_schema(spark, first.path)
         actual = [f.name for f in file_schema.fields]
         check_columns(
-            actual, columns=columns, where=first.path, type_problems=_type_problems(file_schema, columns)
+            actual,
+            columns=columns,
+            where=first.path,
+            type_problems=_type_problems(file_schema, columns),
         )
-        frame = spark.read.schema(file_schema).parquet(source.path).withColumn(
-            CORRUPT, F.lit(None).cast("string")
+        frame = (
+            spark.read.schema(file_schema)
+            .parquet(source.path)
+            .withColumn(CORRUPT, F.lit(None).cast("string"))
         )
     # A short CSV record leaves its last columns null, a long one fills them: keep that bit
     # even when the last column is one that prepare.columns.ignore drops.

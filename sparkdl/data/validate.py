@@ -109,25 +109,36 @@ def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFr
             .otherwise(F.lit("malformed_row:too_many_fields")),
         )
     )
-    required = dict.fromkeys([*([columns.id] if columns.id else []), columns.label, *columns.required])
+    required = dict.fromkeys(
+        [*([columns.id] if columns.id else []), columns.label, *columns.required]
+    )
     for name in required:
         raw = F.col(f"`{name}`")
         empty = raw.isNull() if typed else (raw.isNull() | (F.trim(raw.cast("string")) == ""))
         checks.append((empty, F.lit(f"null_required:{name}")))
     if columns.id and columns.id_type == "long":
         raw_id = F.col(f"`{columns.id}`")
-        checks.append((raw_id.isNotNull() & raw_id.cast("long").isNull(), F.lit(f"unparseable:{columns.id}")))
+        checks.append(
+            (raw_id.isNotNull() & raw_id.cast("long").isNull(), F.lit(f"unparseable:{columns.id}"))
+        )
     numbers = [*columns.numeric, *([columns.label] if columns.task == "regression" else [])]
     for name in numbers:
         raw = F.col(f"`{name}`")
         if not typed:
             checks.append(
-                (raw.isNotNull() & (F.trim(raw) != "") & _num(name).isNull(), F.lit(f"unparseable:{name}"))
+                (
+                    raw.isNotNull() & (F.trim(raw) != "") & _num(name).isNull(),
+                    F.lit(f"unparseable:{name}"),
+                )
             )
-        checks.append((_num(name).isNotNull() & _is_non_finite(_num(name)), F.lit(f"non_finite:{name}")))
+        checks.append(
+            (_num(name).isNotNull() & _is_non_finite(_num(name)), F.lit(f"non_finite:{name}"))
+        )
     label = label_index(columns)
     if columns.task == "classification":
-        checks.append((F.col(f"`{columns.label}`").isNotNull() & label.isNull(), F.lit("label_not_declared")))
+        checks.append(
+            (F.col(f"`{columns.label}`").isNotNull() & label.isNull(), F.lit("label_not_declared"))
+        )
 
     reason = None
     for cond, code in checks:

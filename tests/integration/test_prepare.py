@@ -101,7 +101,10 @@ def test_csv_defects_quarantined_with_exact_accounting(spark, tmp_path: Path) ->
     assert set(quarantine["source_file"].str.rsplit("/", n=1).str[-1]) == {"part1.csv"}
     assert quarantine.loc[quarantine["id"] == "9006", "reason"].item() == "label_not_declared"
     # Every valid row is published exactly once.
-    published = pd.concat(pq.read_table(ds.split_path(s).removeprefix("file:")).to_pandas() for s in ds.manifest["splits"])
+    published = pd.concat(
+        pq.read_table(ds.split_path(s).removeprefix("file:")).to_pandas()
+        for s in ds.manifest["splits"]
+    )
     assert len(published) == 3001 and published["id"].is_unique
     assert 9009 in set(published["id"])
     assert published["features"].map(len).eq(ds.feature_dim).all()
@@ -184,13 +187,20 @@ def test_rerun_is_idempotent_and_force_reproduces_digests(spark, tmp_path: Path)
     assert not rebuilt.skipped and rebuilt.version != first.version
     assert rebuilt.digests == first.digests
     ds = open_dataset(spark, str(tmp_path / "out"))
-    ids = pd.concat(pq.read_table(ds.split_path(s).removeprefix("file:")).to_pandas()["id"] for s in ds.manifest["splits"])
+    ids = pd.concat(
+        pq.read_table(ds.split_path(s).removeprefix("file:")).to_pandas()["id"]
+        for s in ds.manifest["splits"]
+    )
     assert len(ids) == 2000 and ids.is_unique
-    changed = run_prepare(spark, cfg=_cfg(tmp_path, raw, split={"train": 0.7, "validation": 0.15, "test": 0.15}))
+    changed = run_prepare(
+        spark, cfg=_cfg(tmp_path, raw, split={"train": 0.7, "validation": 0.15, "test": 0.15})
+    )
     assert changed.version != rebuilt.version and changed.digests != rebuilt.digests
 
 
-def test_crash_during_rerun_keeps_previous_version(spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_during_rerun_keeps_previous_version(
+    spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = _csv_dir(tmp_path, _frame(1000))
     cfg = _cfg(tmp_path, raw)
     first = run_prepare(spark, cfg=cfg)
@@ -233,7 +243,10 @@ def test_split_is_deterministic_and_independent_of_partitioning(spark) -> None:
     cfg = load_config(SparkdlConfig).prepare.split
 
     def assignment(df):
-        return {r["id"]: r["split"] for r in assign_split(df, key_columns=["id"], split=cfg).select("id", "split").collect()}
+        return {
+            r["id"]: r["split"]
+            for r in assign_split(df, key_columns=["id"], split=cfg).select("id", "split").collect()
+        }
 
     one = assignment(base.repartition(1))
     seven = assignment(base.repartition(7, "id"))
@@ -251,7 +264,9 @@ def test_featurizer_sees_only_training_rows(spark, tmp_path: Path) -> None:
     ids = spark.createDataFrame(df[["id"]].astype({"id": str}))
     held_out = {
         int(r["id"])
-        for r in assign_split(ids, key_columns=["id"], split=load_config(SparkdlConfig).prepare.split)
+        for r in assign_split(
+            ids, key_columns=["id"], split=load_config(SparkdlConfig).prepare.split
+        )
         .where(F.col("split") != "train")
         .collect()
     }

@@ -24,14 +24,20 @@ from sparkdl.data.sources import check_columns, fingerprint_files, parse_header
     ],
 )
 def test_plan_layout(rows: int, row_bytes: int, workers: int, target_mb: float, files: int) -> None:
-    plan = plan_layout(rows=rows, row_bytes=row_bytes, cfg=LayoutConfig(workers=workers, target_row_group_mb=target_mb))
+    plan = plan_layout(
+        rows=rows,
+        row_bytes=row_bytes,
+        cfg=LayoutConfig(workers=workers, target_row_group_mb=target_mb),
+    )
     assert plan.files == files
     assert plan.block_bytes >= 1 << 30
     assert plan.rows_per_file * plan.files >= rows
 
 
 def test_min_row_groups_per_worker() -> None:
-    plan = plan_layout(rows=10_000, row_bytes=8, cfg=LayoutConfig(workers=2, min_row_groups_per_worker=5))
+    plan = plan_layout(
+        rows=10_000, row_bytes=8, cfg=LayoutConfig(workers=2, min_row_groups_per_worker=5)
+    )
     assert plan.files == 10
 
 
@@ -43,7 +49,10 @@ def test_rank_shares_round_robin() -> None:
 def test_choose_encodings() -> None:
     distinct = {"small": 3, "big": 500}
     assert choose_encodings(distinct, cfg=FeaturizeConfig()) == {"small": "onehot", "big": "hash"}
-    assert choose_encodings(distinct, cfg=FeaturizeConfig(categorical="index")) == {"small": "index", "big": "index"}
+    assert choose_encodings(distinct, cfg=FeaturizeConfig(categorical="index")) == {
+        "small": "index",
+        "big": "index",
+    }
     assert choose_encodings(distinct, cfg=FeaturizeConfig(max_onehot=1000))["big"] == "onehot"
 
 
