@@ -14,7 +14,7 @@ class GenerateConfig:
 
     ``kind: classification`` plants a non-linear decision function over numeric and categorical
     columns (``x0..``, ``c0..``) and flips ``label_noise`` of the labels; ``kind: blobs`` draws
-    Gaussian-mixture points around ``clusters`` known centres (written to ``centers.json``).
+    Gaussian-mixture points around ``clusters`` known centres (written to ``_centers.json``).
     """
 
     kind: Literal["classification", "blobs"] = "classification"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pyspark.sql import functions as sf
 
 from sparkdl.config.data import GenerateConfig
 
@@ -34,7 +35,8 @@ _BASIS = ("sin", "cross", "square", "abs", "tanh")
 _HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)  # E|z| for z ~ N(0, 1)
 _MAX_TERMS = 12
 _MAX_LINEAR = 8
-CENTERS_FILE = "centers.json"
+# A leading underscore makes Spark readers (and sparkdl prepare) skip the file as metadata.
+CENTERS_FILE = "_centers.json"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class GenerateResult:
     """What :func:`write_generated` wrote.
 
     ``centers`` holds the true cluster centres for ``kind: blobs`` (None otherwise); they are
-    also in ``<output>/centers.json``.
+    also in ``<output>/_centers.json``.
     """
 
     output: str
@@ -77,8 +79,7 @@ def _check(cfg: GenerateConfig) -> None:
     """Refuse seeds that numpy or a Spark long cannot take."""
     if not 0 <= cfg.seed < 2**63:
         raise ValueError(
-            f"generate.seed is {cfg.seed}; use an integer in [0, 2**63), e.g. "
-            "--set generate.seed=7"
+            f"generate.seed is {cfg.seed}; use an integer in [0, 2**63), e.g. --set generate.seed=7"
         )
 
 
@@ -109,30 +110,24 @@ def _partitions(spark: SparkSession, cfg: GenerateConfig) -> int:
 
 def _uniform(seed: int, family: int, index: int) -> Column:
     """A uniform in (0, 1) that depends only on (seed, family, index, id)."""
-    from pyspark.sql import functions as F
-
-    h = F.xxhash64(F.lit(seed).cast("long"), F.lit(family), F.lit(index), F.col("id"))
-    return (F.pmod(h, F.lit(_TWO_52)) + F.lit(0.5)) / F.lit(float(_TWO_52))
+    h = sf.xxhash64(sf.lit(seed).cast("long"), sf.lit(family), sf.lit(index), sf.col("id"))
+    return (sf.pmod(h, sf.lit(_TWO_52)) + sf.lit(0.5)) / sf.lit(float(_TWO_52))
 
 
 def _uniform_int(seed: int, family: int, index: int, n: int) -> Column:
     """A uniform integer in [0, n)."""
-    from pyspark.sql import functions as F
-
-    k = F.floor(_uniform(seed, family, index) * F.lit(float(n)))
-    return F.least(k, F.lit(n - 1)).cast("int")
+    k = sf.floor(_uniform(seed, family, index) * sf.lit(float(n)))
+    return sf.least(k, sf.lit(n - 1)).cast("int")
 
 
 def _normals(seed: int, count: int) -> list[Column]:
     """``count`` independent N(0, 1) columns; pair j gives Box-Muller's cos and sin outputs."""
-    from pyspark.sql import functions as F
-
     out: list[Column] = []
     for j in range((count + 1) // 2):
-        radius = F.sqrt(F.lit(-2.0) * F.log(_uniform(seed, _NORMAL, 2 * j)))
-        angle = F.lit(2.0 * math.pi) * _uniform(seed, _NORMAL, 2 * j + 1)
-        out.append(radius * F.cos(angle))
-        out.append(radius * F.sin(angle))
+        radius = sf.sqrt(sf.lit(-2.0) * sf.log(_uniform(seed, _NORMAL, 2 * j)))
+        angle = sf.lit(2.0 * math.pi) * _uniform(seed, _NORMAL, 2 * j + 1)
+        out.append(radius * sf.cos(angle))
+        out.append(radius * sf.sin(angle))
     return out[:count]
 
 
@@ -162,9 +157,7 @@ def blob_centers(cfg: GenerateConfig) -> np.ndarray:
     return rng.uniform(-box, box, size=(cfg.clusters, cfg.numeric_features))
 
 
-def _draw_terms(
-    rng: np.random.Generator, d: int
-) -> tuple[list[_Term], list[tuple[int, float]]]:
+def _draw_terms(rng: np.random.Generator, d: int) -> tuple[list[_Term], list[tuple[int, float]]]:
     """Draw one class's nonlinear terms and its (weaker) linear terms."""
     bases = _BASIS if d >= 2 else tuple(b for b in _BASIS if b not in ("sin", "cross"))
     n_terms = min(max(4, d), _MAX_TERMS)
@@ -177,110 +170,85 @@ def _draw_terms(
         weight = float(rng.uniform(0.6, 1.4) * rng.choice([-1.0, 1.0]))
         terms.append(_Term(basis, a, b, weight))
     cols = rng.choice(d, size=min(d, _MAX_LINEAR), replace=False)
-    linear = [(int(c), float(w)) for c, w in zip(cols, rng.normal(0.0, 0.25, size=len(cols)))]
-    return terms, linear
+    weights = rng.normal(0.0, 0.25, size=len(cols))
+    return terms, [(int(c), float(w)) for c, w in zip(cols, weights, strict=True)]
 
 
 def _basis(term: _Term, xs: list[Column]) -> Column:
     """The zero-mean basis function of a term over standard-normal columns."""
-    from pyspark.sql import functions as F
-
     xa, xb = xs[term.a], xs[term.b]
     if term.basis == "sin":
-        return F.sin(xa * xb)
+        return sf.sin(xa * xb)
     if term.basis == "cross":
         return xa * xb
     if term.basis == "square":
-        return xa * xa - F.lit(1.0)
+        return xa * xa - sf.lit(1.0)
     if term.basis == "abs":
-        return F.abs(xa) - F.lit(_HALF_NORMAL_MEAN)
-    return F.tanh(xa)
+        return sf.abs(xa) - sf.lit(_HALF_NORMAL_MEAN)
+    return sf.tanh(xa)
+
+
+def _lookup(values: np.ndarray, index: Column) -> Column:
+    """``values[index]`` for a 0-based int column, with the values as a constant array."""
+    return sf.element_at(sf.array(*[sf.lit(float(v)) for v in values]), index + 1)
+
+
+def _class_score(
+    rng: np.random.Generator, xs: list[Column], cats: list[Column], n_cat: int
+) -> Column:
+    """Draw one class's score: nonlinear terms, weaker linear terms, per-category effects."""
+    terms, linear = _draw_terms(rng, len(xs))
+    effects = rng.normal(0.0, 0.5, size=(len(cats), n_cat))
+    effects -= effects.mean(axis=1, keepdims=True)  # zero mean: no category tilts the balance
+    parts = [sf.lit(t.weight) * _basis(t, xs) for t in terms]
+    parts += [sf.lit(w) * xs[c] for c, w in linear]
+    parts += [_lookup(row, ci) for row, ci in zip(effects, cats, strict=True)]
+    return sum(parts[1:], start=parts[0])
 
 
 def _classification(df: DataFrame, cfg: GenerateConfig) -> DataFrame:
     """Add x, c and label columns with a planted non-linear decision function."""
-    from pyspark.sql import functions as F
-
     d, m, n_cat, k = cfg.numeric_features, cfg.categorical_features, cfg.categories, cfg.classes
     seed = cfg.seed
     x_names = [f"x{i}" for i in range(d)]
-    c_names = [f"c{j}" for j in range(m)]
     df = df.select(
         "id",
-        *[z.alias(name) for z, name in zip(_normals(seed, d), x_names)],
+        *[z.alias(name) for z, name in zip(_normals(seed, d), x_names, strict=True)],
         *[_uniform_int(seed, _CATEGORY, j, n_cat).alias(f"_ci{j}") for j in range(m)],
     )
     rng = np.random.default_rng(seed)
-    xs = [F.col(name) for name in x_names]
-    scores: list[Column] = []
-    n_terms = 0
-    for _ in range(k):
-        terms, linear = _draw_terms(rng, d)
-        # Zero-mean per-category effects, so no category shifts the class balance on average.
-        effects = rng.normal(0.0, 0.5, size=(m, n_cat))
-        effects -= effects.mean(axis=1, keepdims=True)
-        parts = [F.lit(t.weight) * _basis(t, xs) for t in terms]
-        parts += [F.lit(w) * xs[c] for c, w in linear]
-        parts += [
-            F.element_at(F.array(*[F.lit(float(e)) for e in effects[j]]), F.col(f"_ci{j}") + 1)
-            for j in range(m)
-        ]
-        score = parts[0]
-        for part in parts[1:]:
-            score = score + part
-        scores.append(score)
-        n_terms += len(terms) + len(linear)
+    xs, cats = [sf.col(x) for x in x_names], [sf.col(f"_ci{j}") for j in range(m)]
+    scores = [_class_score(rng, xs, cats, n_cat) for _ in range(k)]
     logger.info(
-        "classification: %d classes, %d numeric and %d categorical columns, %d score terms, "
-        "label noise %.3f",
-        k,
-        d,
-        m,
-        n_terms,
-        cfg.label_noise,
+        "classification: %d classes, %d numeric, %d categorical, noise %g", k, d, m, cfg.label_noise
     )
     # argmax_k s_k: the largest (score, k) struct; a tie goes to the larger k.
-    ranked = F.array(*[F.struct(s.alias("s"), F.lit(i).alias("k")) for i, s in enumerate(scores)])
-    df = df.withColumn("_clean", F.array_max(ranked).getField("k"))
-    label = F.col("_clean")
+    ranked = sf.array(
+        *[sf.struct(s.alias("s"), sf.lit(i).alias("k")) for i, s in enumerate(scores)]
+    )
+    df = df.withColumn("_clean", sf.array_max(ranked).getField("k"))
+    label = sf.col("_clean")
     if cfg.label_noise > 0:
         # A flipped label moves to one of the other k-1 classes, uniformly.
         shift = _uniform_int(seed, _NEW_CLASS, 0, k - 1) + 1
-        flipped = F.pmod(label + shift, F.lit(k))
-        label = F.when(_uniform(seed, _FLIP, 0) < F.lit(cfg.label_noise), flipped).otherwise(
-            label
-        )
-    return df.select(
-        "id",
-        *x_names,
-        *[F.concat(F.lit("v"), F.col(f"_ci{j}").cast("string")).alias(c) for j, c in enumerate(c_names)],
-        label.cast("int").alias("label"),
-    )
+        flipped = sf.pmod(label + shift, sf.lit(k))
+        noisy = _uniform(seed, _FLIP, 0) < sf.lit(cfg.label_noise)
+        label = sf.when(noisy, flipped).otherwise(label)
+    c_cols = [sf.concat(sf.lit("v"), ci.cast("string")).alias(f"c{j}") for j, ci in enumerate(cats)]
+    return df.select("id", *x_names, *c_cols, label.cast("int").alias("label"))
 
 
 def _blobs(df: DataFrame, cfg: GenerateConfig, centers: np.ndarray) -> DataFrame:
     """Add x columns around known centres and the true cluster as label."""
-    from pyspark.sql import functions as F
-
-    d = cfg.numeric_features
-    logger.info(
-        "blobs: %d clusters in %d dimensions, std %.3f, centres in [-%g, %g]",
-        cfg.clusters,
-        d,
-        cfg.cluster_std,
-        cfg.center_box,
-        cfg.center_box,
-    )
+    d, std = cfg.numeric_features, cfg.cluster_std
+    logger.info("blobs: %d clusters in %d dimensions, std %g", cfg.clusters, d, std)
     df = df.select("id", _uniform_int(cfg.seed, _CLUSTER, 0, cfg.clusters).alias("label"))
-    pos = F.col("label") + 1
+    label = sf.col("label")
     xs = [
-        (
-            F.element_at(F.array(*[F.lit(float(c)) for c in centers[:, i]]), pos)
-            + F.lit(float(cfg.cluster_std)) * z
-        ).alias(f"x{i}")
+        (_lookup(centers[:, i], label) + sf.lit(float(std)) * z).alias(f"x{i}")
         for i, z in enumerate(_normals(cfg.seed, d))
     ]
-    return df.select("id", *xs, F.col("label").cast("int").alias("label"))
+    return df.select("id", *xs, label)
 
 
 def generate_frame(spark: SparkSession, *, cfg: GenerateConfig) -> DataFrame:
@@ -316,11 +284,7 @@ def generate_frame(spark: SparkSession, *, cfg: GenerateConfig) -> DataFrame:
     _check(cfg)
     partitions = _partitions(spark, cfg)
     logger.info(
-        "generating %d %s rows in %d partitions (seed %d)",
-        cfg.rows,
-        cfg.kind,
-        partitions,
-        cfg.seed,
+        "generating %d %s rows (seed %d) in %d partitions", cfg.rows, cfg.kind, cfg.seed, partitions
     )
     base = spark.range(cfg.rows, numPartitions=partitions)
     if cfg.kind == "blobs":
@@ -332,13 +296,10 @@ def write_generated(spark: SparkSession, *, cfg: GenerateConfig) -> GenerateResu
     """Generate the rows on the executors and write them to ``cfg.output``.
 
     CSV gets a header line; Parquet is snappy-compressed. For ``kind: blobs`` the true centres
-    also go to ``<output>/centers.json`` (``seed``, ``clusters``, ``dim``, ``centers``), written
+    also go to ``<output>/_centers.json`` (``seed``, ``clusters``, ``dim``, ``centers``), written
     through Hadoop's FileSystem API so ``hdfs://`` and ``s3a://`` outputs work. Nothing is
     collected to the driver.
-
-    ``centers.json`` is one line, so a CSV reader with ``header=True`` takes it for a header
-    and reads no rows from it; Spark's Parquet reader does not skip it, so read blobs Parquet
-    with ``.option("pathGlobFilter", "*.parquet")``.
+    The leading underscore of ``_centers.json`` makes Spark's readers skip it.
 
     Parameters
     ----------
@@ -380,14 +341,9 @@ def write_generated(spark: SparkSession, *, cfg: GenerateConfig) -> GenerateResu
         writer.option("compression", "snappy").parquet(cfg.output)
     centers = None
     if cfg.kind == "blobs":
-        array = blob_centers(cfg)
-        centers = tuple(tuple(float(v) for v in row) for row in array)
-        doc = {
-            "seed": cfg.seed,
-            "clusters": cfg.clusters,
-            "dim": cfg.numeric_features,
-            "centers": [list(row) for row in centers],
-        }
+        centers = tuple(tuple(float(v) for v in row) for row in blob_centers(cfg))
+        doc: dict[str, Any] = {"seed": cfg.seed, "clusters": cfg.clusters}
+        doc.update(dim=cfg.numeric_features, centers=[list(row) for row in centers])
         written = _write_small_file(spark, cfg.output, CENTERS_FILE, json.dumps(doc) + "\n")
         logger.info("wrote %d blob centres to %s", cfg.clusters, written)
     seconds = time.perf_counter() - started

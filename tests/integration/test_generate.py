@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as sf
 
 from sparkdl.config import GenerateConfig
 from sparkdl.data.generate import blob_centers, generate_frame, write_generated
@@ -25,9 +26,7 @@ BLOBS = replace(
 
 def _fingerprint(df: Any) -> tuple[int, int]:
     """(row count, order-free sum of per-row hashes) of a frame."""
-    from pyspark.sql import functions as F
-
-    row = df.agg(F.count("*"), F.sum(F.xxhash64(*df.columns))).first()
+    row = df.agg(sf.count("*"), sf.sum(sf.xxhash64(*df.columns))).first()
     return int(row[0]), int(row[1])
 
 
@@ -43,12 +42,10 @@ def test_same_seed_gives_same_rows_for_any_partition_count(spark: Any, kind: str
     other = generate_frame(spark, cfg=replace(SMALL, kind=kind, partitions=3, seed=8))
     assert _fingerprint(other)[1] != _fingerprint(one)[1]
     first, second = one.orderBy("id").collect(), other.orderBy("id").collect()
-    assert sum(a.x0 != b.x0 for a, b in zip(first, second)) == len(first)
+    assert sum(a.x0 != b.x0 for a, b in zip(first, second, strict=True)) == len(first)
 
 
 def test_classification_columns_labels_and_moments(spark: Any) -> None:
-    from pyspark.sql import functions as F
-
     cfg = replace(GenerateConfig(), rows=20000)
     df = generate_frame(spark, cfg=cfg)
     assert df.columns == ["id", *[f"x{i}" for i in range(8)], "c0", "c1", "label"]
@@ -61,8 +58,8 @@ def test_classification_columns_labels_and_moments(spark: Any) -> None:
         values = {r[0] for r in df.select(c).distinct().collect()}
         assert values == {f"v{k}" for k in range(cfg.categories)}
     stats = df.agg(
-        *[F.mean(f"x{i}").alias(f"m{i}") for i in range(8)],
-        *[F.stddev(f"x{i}").alias(f"s{i}") for i in range(8)],
+        *[sf.mean(f"x{i}").alias(f"m{i}") for i in range(8)],
+        *[sf.stddev(f"x{i}").alias(f"s{i}") for i in range(8)],
     ).first()
     for i in range(8):
         assert abs(stats[f"m{i}"]) < 0.03, (i, stats[f"m{i}"])
@@ -77,18 +74,16 @@ def test_multiclass_labels_cover_every_class(spark: Any) -> None:
 
 
 def test_label_noise_flips_that_fraction_and_keeps_features(spark: Any) -> None:
-    from pyspark.sql import functions as F
-
     cfg = replace(GenerateConfig(), rows=20000, label_noise=0.0)
     clean = generate_frame(spark, cfg=cfg).alias("a")
     noisy = generate_frame(spark, cfg=replace(cfg, label_noise=0.2)).alias("b")
     row = (
         clean.join(noisy, "id")
         .agg(
-            F.mean((F.col("a.label") != F.col("b.label")).cast("double")).alias("changed"),
-            F.sum((F.col("a.x3") != F.col("b.x3")).cast("int")).alias("x_diff"),
-            F.sum((F.col("a.c1") != F.col("b.c1")).cast("int")).alias("c_diff"),
-            F.count("*").alias("n"),
+            sf.mean((sf.col("a.label") != sf.col("b.label")).cast("double")).alias("changed"),
+            sf.sum((sf.col("a.x3") != sf.col("b.x3")).cast("int")).alias("x_diff"),
+            sf.sum((sf.col("a.c1") != sf.col("b.c1")).cast("int")).alias("c_diff"),
+            sf.count("*").alias("n"),
         )
         .first()
     )
@@ -109,7 +104,9 @@ def test_planted_signal_is_nonlinear(spark: Any) -> None:
     train, test = pdf["id"] < 14000, pdf["id"] >= 14000
     y = pdf["label"]
     linear = LogisticRegression(max_iter=1000).fit(features[train], y[train])
-    trees = HistGradientBoostingClassifier(random_state=0).fit(features[train], y[train])
+    trees = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(
+        features[train], y[train]
+    )
     linear_acc = linear.score(features[test], y[test])
     trees_acc = trees.score(features[test], y[test])
     assert trees_acc > 0.85, trees_acc
@@ -117,14 +114,12 @@ def test_planted_signal_is_nonlinear(spark: Any) -> None:
 
 
 def test_blob_means_match_the_known_centres(spark: Any) -> None:
-    from pyspark.sql import functions as F
-
     df = generate_frame(spark, cfg=BLOBS)
     assert df.columns == ["id", "x0", "x1", "x2", "label"]
     centers = blob_centers(BLOBS)
     assert centers.shape == (4, 3)
     assert np.all(np.abs(centers) <= BLOBS.center_box)
-    means = df.groupBy("label").agg(*[F.mean(f"x{i}") for i in range(3)], F.count("*")).collect()
+    means = df.groupBy("label").agg(*[sf.mean(f"x{i}") for i in range(3)], sf.count("*")).collect()
     assert sorted(r[0] for r in means) == [0, 1, 2, 3]
     for r in means:
         assert r[4] > 0.2 * BLOBS.rows
@@ -132,8 +127,6 @@ def test_blob_means_match_the_known_centres(spark: Any) -> None:
 
 
 def test_csv_output_has_a_header_and_every_row(spark: Any, tmp_path: Path) -> None:
-    from pyspark.sql import functions as F
-
     cfg = replace(SMALL, output=str(tmp_path / "csv"), format="csv")
     result = write_generated(spark, cfg=cfg)
     back = spark.read.csv(cfg.output, header=True)
@@ -141,7 +134,7 @@ def test_csv_output_has_a_header_and_every_row(spark: Any, tmp_path: Path) -> No
     assert back.count() == cfg.rows == result.rows
     # Every value survives the text round trip (doubles are written in shortest exact form).
     expected = generate_frame(spark, cfg=cfg)
-    typed = back.select(*[F.col(c).cast(t) for c, t in expected.dtypes])
+    typed = back.select(*[sf.col(c).cast(t) for c, t in expected.dtypes])
     assert _fingerprint(typed) == _fingerprint(expected)
     assert result.format == "csv"
     assert result.partitions == spark.sparkContext.defaultParallelism
@@ -176,11 +169,11 @@ def test_bad_seed_raises(spark: Any) -> None:
 def test_blobs_write_centres_json(spark: Any, tmp_path: Path) -> None:
     cfg = replace(BLOBS, rows=1000, output=str(tmp_path / "blobs"), format="parquet")
     result = write_generated(spark, cfg=cfg)
-    doc = json.loads((tmp_path / "blobs" / "centers.json").read_text(encoding="utf-8"))
+    doc = json.loads((tmp_path / "blobs" / "_centers.json").read_text(encoding="utf-8"))
     assert (doc["seed"], doc["clusters"], doc["dim"]) == (cfg.seed, 4, 3)
     np.testing.assert_array_equal(np.array(doc["centers"]), blob_centers(cfg))
     np.testing.assert_array_equal(np.array(result.centers), blob_centers(cfg))
-    back = spark.read.option("pathGlobFilter", "*.parquet").parquet(cfg.output)
+    back = spark.read.parquet(cfg.output)
     assert back.count() == cfg.rows
 
 
