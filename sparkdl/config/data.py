@@ -82,7 +82,9 @@ class ColumnsConfig:
         names = [self.label, *self.numeric, *self.categorical, *([self.id] if self.id else [])]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"prepare.columns names {dupes} more than once; each column has one role")
+            raise ValueError(
+                f"prepare.columns names {dupes} more than once; each column has one role"
+            )
         unknown = sorted(set(self.required) - set(names))
         if unknown:
             raise ValueError(
