@@ -11,7 +11,8 @@ Run locally::
 
 or with spark-submit (the master on its command line wins over the profile's)::
 
-    .venv/bin/spark-submit --master 'local[2]' jobs/generate_data.py --config conf/local.yaml \\
+    source .venv/bin/activate
+    spark-submit --master 'local[2]' jobs/generate_data.py --config conf/local.yaml \\
         --set generate.kind=blobs --set generate.format=parquet --set generate.output=data/raw/blobs
 """
 

@@ -13,6 +13,8 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,15 @@ class PrepareResult:
     split_rows: dict[str, int] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+@contextmanager
+def _timed(step: str, timings: dict[str, float]) -> Iterator[None]:
+    """Time one step, log it, and keep it for the manifest."""
+    start = time.perf_counter()
+    yield
+    timings[step] = round(time.perf_counter() - start, 3)
+    logger.info("prepare step %-10s %.1f s", step, timings[step])
 
 
 def _counts(staged: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
@@ -188,18 +199,32 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
 
     pub.clean_staging(fs, root)
     staging = pub.new_staging(fs, root)
+    timings: dict[str, float] = {}
     try:
         key_cols = [cfg.columns.id] if cfg.columns.id else [*cfg.columns.declared, CORRUPT]
         tagged = tag_defects(raw.frame, columns=cfg.columns, typed=raw.typed)
         staged_path = f"{staging}/_rows"
-        (
-            assign_split(tagged, key_columns=key_cols, split=cfg.split)
-            .withColumn(_STATUS, F.when(F.col(REASON).isNull(), "valid").otherwise("quarantine"))
-            .write.partitionBy(_STATUS, SPLIT)
-            .parquet(staged_path)
-        )
+        with _timed("stage", timings):
+            keyed = assign_split(tagged, key_columns=key_cols, split=cfg.split)
+            bad_row = F.col(REASON).isNotNull()
+            # Valid rows keep their parsed numbers; only quarantined rows need the raw text.
+            raw_numbers = {*cfg.columns.numeric, cfg.columns.label} - set(cfg.columns.categorical)
+            (
+                keyed.select(
+                    *[
+                        F.when(bad_row, F.col(f"`{c}`")).alias(c)
+                        if c in raw_numbers
+                        else F.col(f"`{c}`")
+                        for c in keyed.columns
+                    ]
+                )
+                .withColumn(_STATUS, F.when(bad_row, "quarantine").otherwise("valid"))
+                .write.partitionBy(_STATUS, SPLIT)
+                .parquet(staged_path)
+            )
         staged = spark.read.parquet(staged_path)
-        split_rows, by_reason = _counts(staged)
+        with _timed("count", timings):
+            split_rows, by_reason = _counts(staged)
         valid, bad = sum(split_rows.values()), sum(by_reason.values())
         rows_in = valid + bad
         logger.info("rows in %d: valid %d, quarantined %d %s", rows_in, valid, bad, by_reason or "")
@@ -224,11 +249,12 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             part = staged.where((F.col(_STATUS) == "valid") & (F.col(SPLIT) == split))
             return parse_valid(part, columns=cfg.columns)
 
-        stats, distinct = _statistics(rows_of("train"), cfg)
-        fitted = fit_featurizer(
-            rows_of("train"), columns=cfg.columns, cfg=cfg.featurize, distinct=distinct
-        )
-        fitted.model.write().overwrite().save(f"{staging}/featurizer")
+        with _timed("fit", timings):
+            stats, distinct = _statistics(rows_of("train"), cfg)
+            fitted = fit_featurizer(
+                rows_of("train"), columns=cfg.columns, cfg=cfg.featurize, distinct=distinct
+            )
+            fitted.model.write().overwrite().save(f"{staging}/featurizer")
 
         keep = (KEY, *([cfg.columns.id] if cfg.columns.id else []))
         row_bytes = 4 * fitted.dim + 8 + (8 if cfg.columns.id else 0)
@@ -238,12 +264,14 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
                 continue
             plan = plan_layout(rows=split_rows[split], row_bytes=row_bytes, cfg=cfg.layout)
             path = f"{staging}/{split}"
-            write_split(
-                apply_featurizer(rows_of(split), fitted=fitted, keep=keep), path=path, plan=plan
-            )
-            splits[split] = _verify_split(
-                spark, fs, path, expected=split_rows[split], workers=cfg.layout.workers
-            )
+            with _timed(f"write {split}", timings):
+                write_split(
+                    apply_featurizer(rows_of(split), fitted=fitted, keep=keep), path=path, plan=plan
+                )
+            with _timed(f"verify {split}", timings):
+                splits[split] = _verify_split(
+                    spark, fs, path, expected=split_rows[split], workers=cfg.layout.workers
+                )
         fs.delete(staged_path)
 
         name = pub.version_name(key)
@@ -287,6 +315,7 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             "splits": splits,
             "statistics": stats,
             "layout": to_dict(cfg.layout),
+            "timings_s": timings,
         }
         pub.write_manifest(fs, staging, manifest)
         pub.publish(fs, root=root, staging=staging, name=name, keep=cfg.keep_versions)

@@ -24,10 +24,24 @@ REASON = "reason"
 LABEL_INDEX = "_label"
 
 
+PARSED = "_p_"
+
+
 def _num(col: str) -> Column:
     from pyspark.sql import functions as F
 
     return F.col(f"`{col}`").cast("double")
+
+
+def parsed_name(col: str) -> str:
+    """Name of the column that holds ``col`` parsed as a number (added by tag_defects).
+
+    Examples
+    --------
+    >>> parsed_name("x0")
+    '_p_x0'
+    """
+    return f"{PARSED}{col}"
 
 
 def _label_values_numeric(columns: ColumnsConfig) -> list[float] | None:
@@ -51,13 +65,14 @@ def label_index(columns: ColumnsConfig) -> Column:
     from pyspark.sql import functions as F
 
     raw = F.col(f"`{columns.label}`")
+    number = F.col(f"`{parsed_name(columns.label)}`")
     if columns.task == "regression":
-        return _num(columns.label)
+        return number
     numeric = _label_values_numeric(columns)
     expr = None
     for i, value in enumerate(columns.label_values):
         cond = (
-            _num(columns.label) == F.lit(numeric[i])
+            number == F.lit(numeric[i])
             if numeric is not None
             else F.trim(raw.cast("string")) == F.lit(value)
         )
@@ -72,7 +87,7 @@ def _is_non_finite(c: Column) -> Column:
 
 
 def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFrame:
-    """Add ``reason`` (null for a valid row) and ``_label`` to the raw rows.
+    """Add ``reason`` (null for a valid row), ``_label`` and parsed ``_p_<col>`` numbers.
 
     Parameters
     ----------
@@ -87,7 +102,8 @@ def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFr
     Returns
     -------
     DataFrame
-        The same rows, none dropped, with ``reason`` and ``_label`` added.
+        The same rows, none dropped, with ``reason``, ``_label`` and, per numeric column (and
+        a ``long`` id), the parsed value in ``_p_<col>``.
 
     Examples
     --------
@@ -95,6 +111,17 @@ def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFr
     """
     from pyspark.sql import functions as F
 
+    numbers = [*columns.numeric, columns.label]
+    # Parse each number once; every check below reads the parsed column.
+    df = df.select(
+        "*",
+        *[_num(n).alias(parsed_name(n)) for n in numbers],
+        *(
+            [F.col(f"`{columns.id}`").cast("long").alias(parsed_name(columns.id))]
+            if columns.id and columns.id_type == "long"
+            else []
+        ),
+    )
     checks: list[tuple[Column, Column]] = []
     corrupt = F.col(CORRUPT).isNotNull()
     checks.append(
@@ -118,22 +145,19 @@ def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFr
         checks.append((empty, F.lit(f"null_required:{name}")))
     if columns.id and columns.id_type == "long":
         raw_id = F.col(f"`{columns.id}`")
-        checks.append(
-            (raw_id.isNotNull() & raw_id.cast("long").isNull(), F.lit(f"unparseable:{columns.id}"))
-        )
-    numbers = [*columns.numeric, *([columns.label] if columns.task == "regression" else [])]
-    for name in numbers:
+        parsed_id = F.col(f"`{parsed_name(columns.id)}`")
+        checks.append((raw_id.isNotNull() & parsed_id.isNull(), F.lit(f"unparseable:{columns.id}")))
+    for name in [*columns.numeric, *([columns.label] if columns.task == "regression" else [])]:
         raw = F.col(f"`{name}`")
+        value = F.col(f"`{parsed_name(name)}`")
         if not typed:
             checks.append(
                 (
-                    raw.isNotNull() & (F.trim(raw) != "") & _num(name).isNull(),
+                    raw.isNotNull() & (F.trim(raw) != "") & value.isNull(),
                     F.lit(f"unparseable:{name}"),
                 )
             )
-        checks.append(
-            (_num(name).isNotNull() & _is_non_finite(_num(name)), F.lit(f"non_finite:{name}"))
-        )
+        checks.append((value.isNotNull() & _is_non_finite(value), F.lit(f"non_finite:{name}")))
     label = label_index(columns)
     if columns.task == "classification":
         checks.append(
@@ -147,10 +171,10 @@ def tag_defects(df: DataFrame, *, columns: ColumnsConfig, typed: bool) -> DataFr
 
 
 def parse_valid(df: DataFrame, *, columns: ColumnsConfig) -> DataFrame:
-    """Turn validated raw rows into typed inputs for featurization (pure transform).
+    """Turn validated, tagged rows into typed inputs for featurization (pure transform).
 
-    Numeric columns become doubles (nulls kept for imputation), categorical columns trimmed
-    strings, and the label its class index (or number). Extra columns pass through.
+    Numeric columns take their parsed doubles (nulls kept for imputation), categorical columns
+    become trimmed strings, a ``long`` id its parsed value. Other columns pass through.
 
     Examples
     --------
@@ -160,9 +184,12 @@ def parse_valid(df: DataFrame, *, columns: ColumnsConfig) -> DataFrame:
 
     out = df
     if columns.id:
-        out = out.withColumn(columns.id, F.col(f"`{columns.id}`").cast(columns.id_type))
+        if columns.id_type == "long":
+            out = out.withColumn(columns.id, F.col(f"`{parsed_name(columns.id)}`"))
+        else:
+            out = out.withColumn(columns.id, F.col(f"`{columns.id}`").cast("string"))
     for name in columns.numeric:
-        out = out.withColumn(name, _num(name))
+        out = out.withColumn(name, F.col(f"`{parsed_name(name)}`"))
     for name in columns.categorical:
         out = out.withColumn(name, F.trim(F.col(f"`{name}`").cast("string")))
     return out

@@ -299,3 +299,58 @@ def test_row_groups_are_balanced_across_ranks(spark, tmp_path: Path, workers: in
     assert max(shares) / min(shares) < 1.05
     meta = pq.ParquetFile(files[0]).metadata
     assert meta.row_group(0).column(0).compression == "SNAPPY"
+
+
+def test_prepare_job_on_generated_data(spark, tmp_path: Path, repo: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from sparkdl.data.generate import write_generated
+
+    cfg = load_config(SparkdlConfig, files=[repo / "conf" / "local.yaml"])
+    raw = tmp_path / "raw"
+    write_generated(
+        spark,
+        cfg=load_config(
+            SparkdlConfig,
+            files=[repo / "conf" / "local.yaml"],
+            overrides=["generate.rows=4000", f"generate.output={raw}"],
+        ).generate,
+    )
+    args = [
+        sys.executable,
+        "jobs/prepare_data.py",
+        "--config",
+        "conf/local.yaml",
+        "--set",
+        f"prepare.input.path={raw}",
+        "--set",
+        f"prepare.output={tmp_path / 'out'}",
+        "--set",
+        "spark.cores=1",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.run(
+        args, cwd=repo, capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "published" in first.stdout and "4000 rows in, 4000 valid, 0 quarantined" in first.stdout
+    ds = open_dataset(spark, str(tmp_path / "out"))
+    assert ds.feature_dim == len(cfg.prepare.columns.numeric) + 2 * (6 + 1)  # one-hot + unseen slot
+    assert sum(ds.rows(s) for s in ds.manifest["splits"]) == 4000
+    second = subprocess.run(
+        args, cwd=repo, capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    assert second.returncode == 0 and second.stdout.startswith("already published")
+    bad = subprocess.run(
+        [*args, "--set", "prepare.columns.numeric=[x0, x1, nope]"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "missing ['nope']" in bad.stderr

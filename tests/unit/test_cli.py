@@ -14,7 +14,9 @@ from sparkdl.cli import EXIT_BAD_INPUT, build_parser, main
 def test_help_lists_only_working_subcommands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"doctor", "config"}
+    assert set(sub.choices) == {"doctor", "config", "generate", "prepare", "bench"}
+    bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")
+    assert set(bench.choices) == {"prepare"}
 
 
 def test_config_prints_resolved_yaml(capsys: pytest.CaptureFixture[str], repo) -> None:
