@@ -119,6 +119,15 @@ def run_prepare_bench(*, base_rows: int, repeats: int, workdir: Path, cores: int
                 jvm_peak[scale],
             ]
         )
+    # The floor for any Spark job on this input: CSV straight to Parquet, nothing else.
+    plain = []
+    for i in range(max(2, repeats)):
+        t0 = time.perf_counter()
+        spark.read.csv(str(workdir / "raw-10x"), header=True).write.mode("overwrite").parquet(
+            str(workdir / f"plain-{i}")
+        )
+        plain.append(time.perf_counter() - t0)
+    plain_per_core = base_rows * 10 / median(plain[1:]) / cores
     spark.stop()
     ref_s, ref_rows, ref_mb = _pyarrow_write(workdir / "raw-1x", workdir, max(3, repeats))
     ref_rate = ref_rows / ref_s
@@ -139,6 +148,9 @@ def run_prepare_bench(*, base_rows: int, repeats: int, workdir: Path, cores: int
         ),
         f"pyarrow.parquet.write_table, 1 thread, same {ref_rows} rows ({ref_mb:.1f} MB in Arrow): "
         f"{ref_s:.3f} s = {ref_rate:,.0f} rows/s",
+        f"plain Spark CSV -> Parquet at 10x (no validation, no features): {plain_per_core:,.0f} "
+        f"rows/s/core, {plain_per_core / ref_rate:.3f} of pyarrow; prepare is "
+        f"{per_core[10] / plain_per_core:.2f} of it",
         f"ratio prepare rows/s/core / pyarrow rows/s at 1x:  {per_core[1] / ref_rate:.3f}  (target >= 0.5)",
         f"ratio prepare rows/s/core / pyarrow rows/s at 10x: {per_core[10] / ref_rate:.3f}  (target >= 0.5)",
         f"driver Python peak RSS 10x / 1x: {py_peak[10] / py_peak[1]:.2f}  (target <= 1.2)",

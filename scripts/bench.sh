@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Benchmarks that print measured ratios side by side (set-up runs first when needed).
+#   scripts/bench.sh prepare [--rows N] [--repeats R]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/setup.sh
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec "$ROOT/.venv/bin/sparkdl" --log-level WARNING bench "${@:-prepare}"
