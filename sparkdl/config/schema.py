@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from sparkdl.config.data import GenerateConfig, PrepareConfig
+from sparkdl.config.train import TrainConfig
 
 SparkProfile = Literal["local", "local-cluster", "standalone", "yarn", "databricks"]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
@@ -87,6 +88,7 @@ class LaunchConfig:
     start_timeout_s: float = field(default=120.0, metadata={"min": 1.0})
     barrier_sync_timeout_s: int = field(default=600, metadata={"min": 10})
     threads_per_worker: int | None = field(default=None, metadata={"min": 1})
+    stall_timeout_s: float = field(default=300.0, metadata={"min": 10.0})
     verbose: bool = False
 
 
@@ -107,3 +109,4 @@ class SparkdlConfig:
     allreduce_check: AllreduceCheckConfig = field(default_factory=AllreduceCheckConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -8,10 +8,12 @@ in a child process whose environment makes it a Horovod rank.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 _LOCAL_MASTER = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
 _LOCAL_CLUSTER_MASTER = re.compile(r"^local-cluster\[(\d+),\s*(\d+),\s*\d+\]$")
+
+
+REPORT_SCOPE = "sparkdl-progress"
+Reporter = Callable[[str, Any], None]
 
 
 class LaunchError(RuntimeError):
@@ -95,6 +101,7 @@ def _barrier_task(
     rdv_addr: str,
     rdv_port: int,
     start_timeout_s: float,
+    stall_timeout_s: float,
     threads: int | None,
     return_all: bool,
     extra_env: dict[str, str],
@@ -119,6 +126,7 @@ def _barrier_task(
             rendezvous_port=rdv_port,
             iface=interface_for(slot.hostname),
             start_timeout_s=start_timeout_s,
+            stall_timeout_s=stall_timeout_s,
             threads=threads_per_rank(task_cpus=int(ctx.cpus()), requested=threads),
         )
         env.update(extra_env)
@@ -165,22 +173,39 @@ class BarrierLauncher:
                 "(spark.cores / spark.local_cluster)."
             )
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def run(self, fn: Callable[..., Any], *args: Any, on_report: Reporter | None = None) -> Any:
         """Run ``fn(*args)`` on every rank and return rank 0's result.
+
+        Parameters
+        ----------
+        fn : callable
+            Runs in each rank's child process.
+        *args
+            Its arguments (plain, picklable values).
+        on_report : callable, optional
+            Called on the driver with ``(key, value)`` for each report a rank PUTs to the
+            rendezvous server under ``/sparkdl-progress/<key>`` while the stage runs.
 
         Raises
         ------
         LaunchError
             When any rank fails; the message carries that rank's last output lines.
         """
-        return self._launch(fn, args, return_all=False)[0]
+        return self._launch(fn, args, return_all=False, on_report=on_report)[0]
 
-    def run_all(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+    def run_all(
+        self, fn: Callable[..., Any], *args: Any, on_report: Reporter | None = None
+    ) -> list[Any]:
         """Run ``fn(*args)`` on every rank and return all results, indexed by rank."""
-        return self._launch(fn, args, return_all=True)
+        return self._launch(fn, args, return_all=True, on_report=on_report)
 
     def _launch(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], *, return_all: bool
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        *,
+        return_all: bool,
+        on_report: Reporter | None = None,
     ) -> list[Any]:
         import cloudpickle
 
@@ -197,6 +222,7 @@ class BarrierLauncher:
                 rdv_addr=rdv.host,
                 rdv_port=rdv.port,
                 start_timeout_s=cfg.start_timeout_s,
+                stall_timeout_s=cfg.stall_timeout_s,
                 threads=cfg.threads_per_worker,
                 return_all=return_all,
                 # Executors do not inherit the driver's environment; TensorFlow's C++ banner
@@ -204,16 +230,45 @@ class BarrierLauncher:
                 extra_env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
             )
             sc.setJobGroup(group, f"sparkdl: {_name(fn)} on {n} Horovod ranks", True)
+            stop = threading.Event()
+            watcher = None
+            if on_report is not None:
+                watcher = threading.Thread(
+                    target=_watch_reports,
+                    args=(rdv, on_report, stop),
+                    name="sparkdl-reports",
+                    daemon=True,
+                )
+                watcher.start()
             try:
                 rows = sc.parallelize(range(n), n).barrier().mapPartitions(task).collect()
             except Exception as exc:
                 raise LaunchError(_summarise_failure(exc, n)) from exc
             finally:
                 sc.setLocalProperty("spark.jobGroup.id", None)
+                stop.set()
+                if watcher is not None:
+                    watcher.join(timeout=5)
             if rdv.plan:
                 logger.info("rank plan by host: %s", dict(describe_plan(rdv.plan)))
         results = dict((rank, cloudpickle.loads(blob)) for rank, blob in rows)
         return [results[r] for r in sorted(results)]
+
+
+def _watch_reports(rdv: RendezvousService, on_report: Reporter, stop: threading.Event) -> None:
+    """Hand each new report the ranks PUT to the rendezvous server to ``on_report``."""
+    seen: set[str] = set()
+    while True:
+        final = stop.wait(0.5)
+        for key, value in sorted(rdv.scope_items(REPORT_SCOPE).items()):
+            if key not in seen:
+                seen.add(key)
+                try:
+                    on_report(key, json.loads(value))
+                except Exception:  # a reporting bug must not fail the training
+                    logger.exception("progress report %s could not be handled", key)
+        if final:
+            return
 
 
 def _name(fn: Callable[..., Any]) -> str:

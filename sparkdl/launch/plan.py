@@ -101,6 +101,7 @@ def horovod_env(
     iface: str,
     start_timeout_s: float,
     threads: int,
+    stall_timeout_s: float = 300.0,
     cpu_operations: str = "gloo",
 ) -> dict[str, str]:
     """Return the environment that makes a process Horovod rank ``slot.rank`` over Gloo.
@@ -117,6 +118,8 @@ def horovod_env(
         How long Gloo waits for its peers before failing.
     threads : int
         Intra-op threads for TensorFlow and OpenMP in this rank.
+    stall_timeout_s : float
+        Horovod shuts a rank down when a collective waits this long for a stalled peer.
     cpu_operations : str
         Horovod's CPU collective backend.
 
@@ -138,6 +141,8 @@ def horovod_env(
         "HOROVOD_CPU_OPERATIONS": cpu_operations,
         "HOROVOD_GLOO_IFACE": iface,
         "HOROVOD_GLOO_TIMEOUT_SECONDS": str(max(1, int(start_timeout_s))),
+        "HOROVOD_STALL_CHECK_TIME_SECONDS": str(max(5, int(stall_timeout_s) // 4)),
+        "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(max(10, int(stall_timeout_s))),
         "HOROVOD_HOSTNAME": slot.hostname,
         "HOROVOD_RANK": str(slot.rank),
         "HOROVOD_SIZE": str(slot.size),

@@ -94,6 +94,11 @@ class RendezvousService:
         """The rank plan posted by partition 0, once it has arrived."""
         return self._httpd.sparkdl_plan
 
+    def scope_items(self, scope: str) -> dict[str, bytes]:
+        """Return a copy of what ranks have PUT under ``scope`` (progress reports, say)."""
+        with self._httpd.cache_lock:
+            return dict(self._httpd.cache.get(scope, {}))
+
     def stop(self) -> None:
         """Stop serving and close the socket (idempotent)."""
         if self._thread.is_alive():

@@ -1,0 +1,75 @@
+"""Config section ``train``: the Horovod Keras trainer, its checkpoints, retries and faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to train.
+
+    ``mlp`` for tabular features, ``cnn`` for image-shaped features (``image_shape``, whose
+    product must equal the feature dimension), ``custom`` for ``module:function`` returning an
+    uncompiled ``tf.keras.Model`` given ``input_dim`` and ``num_classes``.
+    """
+
+    kind: Literal["mlp", "cnn", "custom"] = "mlp"
+    hidden: int = field(default=64, metadata={"min": 1})
+    depth: int = field(default=2, metadata={"min": 0, "max": 64})
+    dropout: float = field(default=0.1, metadata={"min": 0.0, "max": 0.95})
+    image_shape: tuple[int, ...] = ()
+    filters: int = field(default=16, metadata={"min": 1})
+    function: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "custom" and (not self.function or ":" not in self.function):
+            raise ValueError(
+                f"train.model.function is {self.function!r}; model kind 'custom' needs "
+                "'package.module:function', e.g. --set train.model.function=mypkg.models:build"
+            )
+        if self.kind == "cnn" and len(self.image_shape) not in (2, 3):
+            raise ValueError(
+                f"train.model.image_shape is {list(self.image_shape)}; model kind 'cnn' needs "
+                "[height, width] or [height, width, channels]"
+            )
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Fault injection for tests and rehearsals; inert unless ``kind`` is set.
+
+    The fault fires once, on ``rank`` at ``epoch`` (0-based) and ``batch`` of ``attempt``
+    (0-based): ``kill`` ends the rank's process with SIGKILL, ``raise`` raises RuntimeError,
+    ``stall`` sleeps forever (for timeout tests).
+    """
+
+    kind: Literal["none", "kill", "raise", "stall"] = "none"
+    rank: int = field(default=0, metadata={"min": 0})
+    epoch: int = field(default=0, metadata={"min": 0})
+    batch: int = field(default=0, metadata={"min": 0})
+    attempt: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The Horovod trainer: data, model, optimisation, checkpoints and recovery."""
+
+    dataset: str = "data/prepared/classification"
+    output: str = "runs/train"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = field(default=5, metadata={"min": 1})
+    batch_size: int = field(default=256, metadata={"min": 1})
+    learning_rate: float = field(default=0.001, metadata={"min": 0.0})
+    scale_lr: bool = True
+    warmup_epochs: float = field(default=1.0, metadata={"min": 0.0})
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    early_stopping_patience: int = field(default=0, metadata={"min": 0})
+    compression: Literal["none", "fp16"] = "none"
+    max_attempts: int = field(default=3, metadata={"min": 1})
+    seed: int = 42
+    reader_workers: int = field(default=2, metadata={"min": 1})
+    shuffle_buffer: int = field(default=10_000, metadata={"min": 0})
+    tensorboard: bool = True
+    fault: FaultConfig = field(default_factory=FaultConfig)

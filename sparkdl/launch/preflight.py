@@ -1,0 +1,118 @@
+"""Checks run on the driver before a barrier stage starts, each failing with the conf and fix.
+
+Everything here reads confs and cluster state only; nothing runs on the executors. The checks
+finish within ``_SLOT_WAIT_S`` (waiting for executors to register) plus a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from sparkdl.config.schema import LaunchConfig
+from sparkdl.launch.barrier import local_slots
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+ALLOW_TLS = "sparkdl.launch.allowUnencryptedRendezvous"
+_SLOT_WAIT_S = 20.0
+
+
+def _conf(spark: SparkSession, key: str, default: str = "") -> str:
+    return spark.sparkContext.getConf().get(key, default) or default
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes")
+
+
+def cluster_slots(spark: SparkSession) -> int:
+    """Concurrent task slots the cluster offers now (executors x cores / task cpus)."""
+    sc = spark.sparkContext
+    slots = local_slots(sc.master, sc.defaultParallelism)
+    task_cpus = int(_conf(spark, "spark.task.cpus", "1"))
+    if slots is not None:
+        return slots // task_cpus
+    jsc = sc._jsc.sc()
+    profile = jsc.resourceProfileManager().defaultResourceProfile()
+    return int(jsc.maxNumConcurrentTasks(profile))
+
+
+def check_horovod_build(*, gpus: bool) -> None:
+    """Raise RuntimeError when the installed Horovod lacks Gloo (CPU) or NCCL (GPU)."""
+    import horovod.tensorflow as hvd
+
+    if not hvd.gloo_built():
+        raise RuntimeError(
+            "Horovod was built without Gloo, which sparkdl's CPU ranks use; rebuild it with "
+            "HOROVOD_WITH_GLOO=1 (scripts/setup.sh --force)"
+        )
+    if gpus and not hvd.nccl_built():
+        raise RuntimeError(
+            "GPUs are requested (spark.task.resource.gpu.amount) but Horovod was built without "
+            "NCCL; rebuild it with HOROVOD_GPU_OPERATIONS=NCCL on a machine with CUDA and NCCL, "
+            "or run on CPU executors"
+        )
+
+
+def preflight(spark: SparkSession, *, launch: LaunchConfig, check_build: bool = True) -> None:
+    """Refuse to launch when the cluster cannot run ``launch.num_workers`` Horovod ranks.
+
+    Raises
+    ------
+    RuntimeError
+        Dynamic allocation on; TLS on without ``sparkdl.launch.allowUnencryptedRendezvous``;
+        executor GPUs without ``spark.task.resource.gpu.amount``; Horovod without the needed
+        operations; fewer task slots than workers after waiting for executors to register.
+
+    Examples
+    --------
+    >>> preflight(spark, launch=LaunchConfig(num_workers=2))  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    if _truthy(_conf(spark, "spark.dynamicAllocation.enabled", "false")):
+        raise RuntimeError(
+            "spark.dynamicAllocation.enabled is true, but a barrier stage needs all its executors "
+            "for the whole run; start the session with spark.dynamicAllocation.enabled=false "
+            "(sparkdl's training sessions do: build_session(..., launch=...))"
+        )
+    if _truthy(_conf(spark, "spark.ssl.enabled", "false")) and not _truthy(
+        _conf(spark, ALLOW_TLS, "false")
+    ):
+        raise RuntimeError(
+            "spark.ssl.enabled is true, but Horovod's rendezvous and Gloo traffic between ranks is "
+            f"not encrypted. Set {ALLOW_TLS}=true to accept that on this cluster, or train on a "
+            "cluster without TLS"
+        )
+    executor_gpus = _conf(spark, "spark.executor.resource.gpu.amount")
+    task_gpus = _conf(spark, "spark.task.resource.gpu.amount")
+    if executor_gpus and float(executor_gpus) > 0 and not task_gpus:
+        raise RuntimeError(
+            f"spark.executor.resource.gpu.amount is {executor_gpus} but "
+            "spark.task.resource.gpu.amount is not set, so tasks get no GPU; set "
+            "spark.task.resource.gpu.amount=1 (one GPU per Horovod rank)"
+        )
+    if check_build:
+        check_horovod_build(gpus=bool(task_gpus) and float(task_gpus) > 0)
+    deadline = time.monotonic() + min(_SLOT_WAIT_S, launch.start_timeout_s)
+    slots = cluster_slots(spark)
+    while slots < launch.num_workers and time.monotonic() < deadline:
+        time.sleep(1.0)
+        slots = cluster_slots(spark)
+    if slots < launch.num_workers:
+        raise RuntimeError(
+            f"launch.num_workers={launch.num_workers} but the cluster ({spark.sparkContext.master}) "
+            f"offers {slots} concurrent task slots (spark.executor.instances x "
+            "spark.executor.cores / spark.task.cpus); a barrier stage needs one slot per rank at "
+            "once. Lower launch.num_workers or add executors or cores."
+        )
+    logger.info(
+        "preflight passed in %.1f s: %d workers, %d slots",
+        time.perf_counter() - start,
+        launch.num_workers,
+        slots,
+    )

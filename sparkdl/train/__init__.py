@@ -1,0 +1,1 @@
+"""Horovod Keras training on prepared datasets, launched as a Spark barrier stage."""

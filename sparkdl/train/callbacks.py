@@ -1,0 +1,103 @@
+"""Keras callbacks of a rank: checkpoints, progress to the driver, fault injection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+import urllib.request
+from typing import Any
+
+import tensorflow as tf
+
+from sparkdl.config.train import FaultConfig
+from sparkdl.train.checkpoint import write_checkpoint
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_SCOPE = "sparkdl-progress"
+
+
+def _clean(logs: dict[str, Any] | None) -> dict[str, float]:
+    return {k: float(v) for k, v in (logs or {}).items()}
+
+
+class EpochRecorder(tf.keras.callbacks.Callback):
+    """Keep the per-epoch history (after Horovod averaged the metrics) with timings."""
+
+    def __init__(self, history: list[dict[str, float]]) -> None:
+        super().__init__()
+        self.history = history
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        entry = {"epoch": epoch, **_clean(logs), "seconds": time.perf_counter() - self._start}
+        self.history.append(entry)
+
+
+class CheckpointCallback(tf.keras.callbacks.Callback):
+    """Rank 0: write an atomic checkpoint (model and optimizer) after every epoch."""
+
+    def __init__(self, *, root: str, history: list[dict[str, float]], optimizer: Any) -> None:
+        super().__init__()
+        self.root = root
+        self.history = history
+        self.optimizer = optimizer
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        path = write_checkpoint(ckpt, root=self.root, epoch=epoch, history=list(self.history))
+        logger.info("checkpoint for epoch %d written to %s", epoch, path)
+
+
+class ProgressReporter(tf.keras.callbacks.Callback):
+    """Rank 0: send each epoch's metrics to the driver's rendezvous server as they come."""
+
+    def __init__(
+        self, *, addr: str, port: int, attempt: int, epochs: int, history: list[dict[str, float]]
+    ) -> None:
+        super().__init__()
+        self.url = f"http://{addr}:{port}/{PROGRESS_SCOPE}"
+        self.attempt = attempt
+        self.epochs = epochs
+        self.history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        body = json.dumps(
+            {"attempt": self.attempt, "epochs": self.epochs, **self.history[-1]}
+        ).encode()
+        req = urllib.request.Request(f"{self.url}/epoch-{epoch:05d}", data=body, method="PUT")
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+        except OSError as exc:  # progress is best effort; training goes on
+            logger.warning("could not report epoch %d to the driver: %s", epoch, exc)
+
+
+class FaultInjector(tf.keras.callbacks.Callback):
+    """Fire the configured fault once at (rank, epoch, batch, attempt); inert otherwise."""
+
+    def __init__(self, fault: FaultConfig, *, rank: int, attempt: int) -> None:
+        super().__init__()
+        self.active = fault.kind != "none" and fault.rank == rank and fault.attempt == attempt
+        self.fault = fault
+        self._epoch = -1
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.active or self._epoch != self.fault.epoch or batch != self.fault.batch:
+            return
+        where = f"rank {self.fault.rank}, epoch {self._epoch}, batch {batch}, attempt {self.fault.attempt}"
+        print(f"sparkdl fault injection: {self.fault.kind} at {where}", flush=True)
+        if self.fault.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.fault.kind == "raise":
+            raise RuntimeError(f"injected fault at {where} (train.fault.kind=raise)")
+        while True:  # stall: never return, so only timeouts can end this rank
+            time.sleep(3600)

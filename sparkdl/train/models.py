@@ -1,0 +1,82 @@
+"""Keras models: an MLP for tabular features, a small CNN, or a user's ``module:function``."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.config.train import ModelConfig
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int) -> tf.keras.Model:
+    """Build an uncompiled model whose output is ``num_classes`` logits (1 for regression).
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+    input_dim : int
+        Length of the ``features`` arrays.
+    num_classes : int
+        Number of classes; 1 means a regression output.
+    seed : int
+        Seed for weight initialisation (rank 0's weights are broadcast anyway).
+
+    Returns
+    -------
+    tf.keras.Model
+
+    Examples
+    --------
+    >>> build_model(ModelConfig(), input_dim=10, num_classes=2, seed=0).output_shape  # doctest: +SKIP
+    (None, 2)
+    """
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    if cfg.kind == "custom":
+        return _custom(cfg.function or "", input_dim=input_dim, num_classes=num_classes)
+    inputs = tf.keras.Input(shape=(input_dim,), name="features")
+    if cfg.kind == "cnn":
+        shape = tuple(cfg.image_shape) if len(cfg.image_shape) == 3 else (*cfg.image_shape, 1)
+        if math.prod(shape) != input_dim:
+            raise ValueError(
+                f"train.model.image_shape {list(cfg.image_shape)} holds {math.prod(shape)} values "
+                f"but the dataset's features have {input_dim}; set an image_shape whose product "
+                f"is {input_dim}"
+            )
+        x = tf.keras.layers.Reshape(shape)(inputs)
+        for i in range(max(1, cfg.depth)):
+            x = tf.keras.layers.Conv2D(cfg.filters * 2**i, 3, padding="same", activation="relu")(x)
+            if min(x.shape[1], x.shape[2]) >= 2:
+                x = tf.keras.layers.MaxPooling2D()(x)
+        x = tf.keras.layers.GlobalAveragePooling2D()(x)
+        x = tf.keras.layers.Dropout(cfg.dropout)(x)
+    else:
+        x = inputs
+        for _ in range(cfg.depth):
+            x = tf.keras.layers.Dense(cfg.hidden, activation="relu")(x)
+            if cfg.dropout:
+                x = tf.keras.layers.Dropout(cfg.dropout)(x)
+    outputs = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.Model(inputs, outputs, name=f"sparkdl_{cfg.kind}")
+
+
+def _custom(spec: str, *, input_dim: int, num_classes: int) -> Any:
+    module_name, _, func_name = spec.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"train.model.function={spec!r} cannot be loaded ({exc}); it must name an importable "
+            "function 'package.module:function' available on every executor"
+        ) from exc
+    model = func(input_dim=input_dim, num_classes=num_classes)
+    if not hasattr(model, "fit"):
+        raise ValueError(
+            f"train.model.function={spec!r} returned {type(model).__name__}, not a Keras model"
+        )
+    return model

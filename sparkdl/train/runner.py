@@ -1,0 +1,251 @@
+"""The driver side of training: preflight, attempts with resume, progress, metrics.json.
+
+A failed barrier stage is not retried by Spark; this loop retries it up to
+``train.max_attempts`` times, each attempt resuming from the last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.config.loader import to_dict
+from sparkdl.config.schema import LaunchConfig
+from sparkdl.config.train import TrainConfig
+from sparkdl.data.dataset import PreparedDataset, open_dataset
+from sparkdl.data.layout import rank_shares
+from sparkdl.data.publish import config_hash
+from sparkdl.launch.barrier import BarrierLauncher, LaunchError
+from sparkdl.launch.preflight import preflight
+from sparkdl.train.checkpoint import latest_checkpoint
+from sparkdl.train.data import petastorm_url, steps_per_epoch
+from sparkdl.train.worker import WorkerSpec, train_rank
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    output: str
+    history: list[dict[str, float]]
+    test: dict[str, float]
+    attempts: int
+    resumed_from_epoch: int | None
+    wall_s: float
+    samples_per_s: float
+    workers: int
+    export_dir: str
+    weight_digests: list[str]
+
+
+def _split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) -> int:
+    if split not in ds.manifest["splits"]:
+        return 0
+    groups = [rg for f in ds.manifest["splits"][split]["files"] for rg in f["row_groups"]]
+    if len(groups) < workers:
+        raise ValueError(
+            f"split {split!r} of {ds.path} has {len(groups)} row groups, fewer than "
+            f"launch.num_workers={workers}; prepare it with prepare.layout.workers={workers}"
+        )
+    return steps_per_epoch(rank_shares(groups, workers), batch)
+
+
+def _check_run_identity(out: Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume checkpoints that belong to another dataset or config."""
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        previous = json.loads(run_file.read_text())
+        if previous != identity:
+            raise ValueError(
+                f"{out} holds a run for another dataset version or train config "
+                f"({previous.get('dataset_version')}, config {previous.get('config_hash', '')[:12]}); "
+                "choose a new train.output, or delete that folder to start over"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(json.dumps(identity, indent=1))
+
+
+def _progress_printer(epochs: int) -> Any:
+    def report(key: str, value: dict[str, Any]) -> None:
+        metrics = "  ".join(
+            f"{k} {v:.4f}"
+            for k, v in value.items()
+            if k not in ("epoch", "attempt", "epochs", "seconds")
+        )
+        line = (
+            f"[sparkdl train] epoch {int(value['epoch']) + 1}/{epochs} (attempt {value['attempt'] + 1})  "
+            f"{metrics}  {value['seconds']:.1f} s"
+        )
+        print(line, file=sys.stderr, flush=True)
+
+    return report
+
+
+def run_training(
+    spark: SparkSession, *, train: TrainConfig, launch: LaunchConfig, skip_preflight: bool = False
+) -> TrainResult:
+    """Train ``train.model`` on ``train.dataset`` with ``launch.num_workers`` Horovod ranks.
+
+    Parameters
+    ----------
+    spark : SparkSession
+        A session built with ``launch`` (dynamic allocation off, barrier timeouts set).
+    train : TrainConfig
+    launch : LaunchConfig
+    skip_preflight : bool
+        Skip the preflight checks (tests that exercise a launch failure on purpose).
+
+    Returns
+    -------
+    TrainResult
+        Also written to ``<train.output>/metrics.json``.
+
+    Raises
+    ------
+    LaunchError
+        When every one of ``train.max_attempts`` attempts failed.
+
+    Examples
+    --------
+    >>> run_training(spark, train=cfg.train, launch=cfg.launch).test  # doctest: +SKIP
+    {'accuracy': 0.91, 'loss': 0.23}
+    """
+    start = time.perf_counter()
+    if not skip_preflight:
+        preflight(spark, launch=launch)
+    ds = open_dataset(spark, train.dataset)
+    workers = launch.num_workers
+    classification = ds.manifest["task"] == "classification"
+    out = Path(train.output).resolve()
+    identity = {
+        "dataset_version": ds.manifest["version"],
+        "config_hash": config_hash(
+            {k: v for k, v in to_dict(train).items() if k not in ("fault", "max_attempts")}
+        ),
+        "workers": workers,
+    }
+    _check_run_identity(out, identity)
+    base = WorkerSpec(
+        train=train,
+        train_url=petastorm_url(ds.split_path("train")),
+        validation_url=petastorm_url(ds.split_path("validation"))
+        if "validation" in ds.manifest["splits"]
+        else None,
+        test_url=petastorm_url(ds.split_path("test")) if "test" in ds.manifest["splits"] else None,
+        input_dim=ds.feature_dim,
+        num_classes=len(ds.manifest["label_values"]) if classification else 1,
+        steps_per_epoch=_split_steps(ds, "train", workers=workers, batch=train.batch_size),
+        validation_steps=_split_steps(ds, "validation", workers=workers, batch=train.batch_size),
+        test_steps=_split_steps(ds, "test", workers=workers, batch=train.batch_size),
+        checkpoint_dir=str(out / "checkpoints"),
+        export_dir=str(out / "model"),
+        tensorboard_dir=str(out / "tensorboard"),
+        attempt=0,
+    )
+    if base.validation_steps == 0:
+        base = replace(base, validation_url=None)
+    if base.test_steps == 0:
+        base = replace(base, test_url=None)
+    logger.info(
+        "training %s on %s: %d workers, %d steps of %d per rank per epoch, %d epochs",
+        train.model.kind,
+        ds.path,
+        workers,
+        base.steps_per_epoch,
+        train.batch_size,
+        train.epochs,
+    )
+    launcher = BarrierLauncher(spark, config=launch)
+    first_resume: int | None = None
+    result: dict[str, Any] | None = None
+    for attempt in range(train.max_attempts):
+        ckpt = latest_checkpoint(base.checkpoint_dir)
+        spec = replace(base, attempt=attempt)
+        if ckpt is not None:
+            spec = replace(
+                spec, resume_path=ckpt.path, resume_epoch=ckpt.epoch, history=ckpt.history
+            )
+            first_resume = ckpt.epoch if first_resume is None else first_resume
+            logger.info(
+                "attempt %d resumes after epoch %d from %s", attempt + 1, ckpt.epoch, ckpt.path
+            )
+        try:
+            result = launcher.run(train_rank, spec, on_report=_progress_printer(train.epochs))
+            break
+        except LaunchError as exc:
+            if attempt + 1 >= train.max_attempts:
+                raise LaunchError(
+                    f"training failed in all {train.max_attempts} attempts (train.max_attempts); last error: {exc}"
+                ) from exc
+            logger.warning(
+                "attempt %d of %d failed; retrying from the last checkpoint: %s",
+                attempt + 1,
+                train.max_attempts,
+                str(exc)[:2000],
+            )
+    assert result is not None  # noqa: S101 (the loop either broke with a result or raised)
+    history = _unique_epochs(result["history"])
+    wall = time.perf_counter() - start
+    metrics = {
+        "history": history,
+        "validation": {k: v for k, v in history[-1].items() if k.startswith("val_")}
+        if history
+        else {},
+        "test": result["test"],
+        "wall_s": wall,
+        "fit_s": result["fit_seconds"],
+        "samples_per_s": result["samples"] / result["fit_seconds"]
+        if result["fit_seconds"]
+        else 0.0,
+        "workers": workers,
+        "attempts": attempt + 1,
+        "resumed_from_epoch": first_resume,
+        "weights_identical_on_all_ranks": len(set(result["weight_digests"])) == 1,
+        "dataset": {"root": ds.root, "version": ds.manifest["version"]},
+        "featurizer": ds.featurizer_path,
+        "model": result["export_dir"],
+        "config": to_dict(train),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (Path(result["export_dir"]) / "sparkdl_model.json").write_text(
+        json.dumps(
+            {
+                "featurizer": ds.featurizer_path,
+                "dataset_version": ds.manifest["version"],
+                "feature_dim": ds.feature_dim,
+                "label_values": ds.manifest["label_values"],
+            },
+            indent=1,
+        )
+    )
+    return TrainResult(
+        output=str(out),
+        history=history,
+        test=result["test"],
+        attempts=attempt + 1,
+        resumed_from_epoch=first_resume,
+        wall_s=wall,
+        samples_per_s=metrics["samples_per_s"],
+        workers=workers,
+        export_dir=result["export_dir"],
+        weight_digests=list(result["weight_digests"]),
+    )
+
+
+def _unique_epochs(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Keep one entry per epoch (the latest), in epoch order."""
+    by_epoch = {int(h["epoch"]): h for h in history}
+    return [by_epoch[e] for e in sorted(by_epoch)]

@@ -1,0 +1,218 @@
+"""What each Horovod rank runs: read its shard, train, checkpoint, report, evaluate.
+
+Imported on the driver only for :class:`WorkerSpec`; TensorFlow and Horovod are imported inside
+:func:`train_rank`, in the rank's child process, after its environment is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkdl.config.train import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a rank needs, as plain values (built on the driver, pickled to the ranks)."""
+
+    train: TrainConfig
+    train_url: str
+    validation_url: str | None
+    test_url: str | None
+    input_dim: int
+    num_classes: int
+    steps_per_epoch: int
+    validation_steps: int
+    test_steps: int
+    checkpoint_dir: str
+    export_dir: str
+    tensorboard_dir: str
+    attempt: int
+    resume_path: str | None = None
+    resume_epoch: int = -1
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _weights_digest(model: Any) -> str:
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()
+
+
+def _optimizer(cfg: TrainConfig, lr: float) -> Any:
+    import tensorflow as tf
+
+    legacy = tf.keras.optimizers.legacy  # Horovod 0.28 wraps Keras 2's legacy optimizers
+    if cfg.optimizer == "sgd":
+        return legacy.SGD(learning_rate=lr, momentum=0.9)
+    if cfg.optimizer == "rmsprop":
+        return legacy.RMSprop(learning_rate=lr)
+    return legacy.Adam(learning_rate=lr)
+
+
+def train_rank(spec: WorkerSpec) -> dict[str, Any]:
+    """Train on this rank's shard; rank 0 returns the history, test metrics and export path.
+
+    Every rank returns its weight digest through an allgather, so rank 0's result also shows
+    whether all ranks ended with identical weights.
+    """
+    import warnings
+
+    import horovod.tensorflow as hvd_tf
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    from sparkdl.train.callbacks import (
+        CheckpointCallback,
+        EpochRecorder,
+        FaultInjector,
+        ProgressReporter,
+    )
+    from sparkdl.train.data import rank_dataset
+    from sparkdl.train.models import build_model
+
+    hvd.init()
+    rank, size = hvd.rank(), hvd.size()
+    cfg = spec.train
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s [rank {rank} attempt {spec.attempt}] %(name)s: %(message)s",
+        force=True,
+    )
+    # petastorm's use of pyarrow's legacy dataset API warns on every read; pyarrow is pinned.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(petastorm|pyarrow)\b.*")
+    logging.getLogger("petastorm").setLevel(logging.WARNING)
+    threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1"))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    start = time.perf_counter()
+
+    model = build_model(
+        cfg.model, input_dim=spec.input_dim, num_classes=spec.num_classes, seed=cfg.seed
+    )
+    lr = cfg.learning_rate * (size if cfg.scale_lr else 1)
+    compression = hvd.Compression.fp16 if cfg.compression == "fp16" else hvd.Compression.none
+    base_opt = _optimizer(cfg, lr)
+    opt = hvd.DistributedOptimizer(base_opt, compression=compression)
+    classification = spec.num_classes > 1
+    model.compile(
+        optimizer=opt,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if classification
+        else tf.keras.losses.MeanSquaredError(),
+        metrics=["accuracy"] if classification else ["mae"],
+    )
+    if spec.resume_path and os.path.isdir(os.path.dirname(spec.resume_path)):
+        # Optimizer slots are restored when first created (TensorFlow's deferred restore); a
+        # rank that cannot see the checkpoint gets rank 0's state from the initial broadcast.
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(
+            spec.resume_path
+        ).expect_partial()
+        logger.info("resumed from %s after epoch %d", spec.resume_path, spec.resume_epoch)
+
+    history: list[dict[str, float]] = list(spec.history)
+    callbacks: list[Any] = [
+        hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+        hvd.callbacks.MetricAverageCallback(),
+    ]
+    if cfg.warmup_epochs > 0 and spec.resume_epoch + 1 < cfg.warmup_epochs:
+        callbacks.append(
+            hvd.callbacks.LearningRateWarmupCallback(
+                initial_lr=lr, warmup_epochs=cfg.warmup_epochs, steps_per_epoch=spec.steps_per_epoch
+            )
+        )
+    callbacks += [EpochRecorder(history), FaultInjector(cfg.fault, rank=rank, attempt=spec.attempt)]
+    if cfg.early_stopping_patience and spec.validation_url:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=False
+            )
+        )
+    if rank == 0:
+        callbacks.append(
+            CheckpointCallback(root=spec.checkpoint_dir, history=history, optimizer=model.optimizer)
+        )
+        addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
+        if addr:
+            callbacks.append(
+                ProgressReporter(
+                    addr=addr,
+                    port=int(os.environ["HOROVOD_GLOO_RENDEZVOUS_PORT"]),
+                    attempt=spec.attempt,
+                    epochs=cfg.epochs,
+                    history=history,
+                )
+            )
+        if cfg.tensorboard:
+            callbacks.append(
+                tf.keras.callbacks.TensorBoard(log_dir=spec.tensorboard_dir, update_freq="epoch")
+            )
+
+    ds_args = {
+        "rank": rank,
+        "size": size,
+        "batch_size": cfg.batch_size,
+        "shuffle_buffer": cfg.shuffle_buffer,
+        "reader_workers": cfg.reader_workers,
+    }
+    fit_start = time.perf_counter()
+    with rank_dataset(
+        spec.train_url, seed=cfg.seed + 1000 * spec.attempt, training=True, **ds_args
+    ) as train_ds:
+        if spec.validation_url:
+            with rank_dataset(
+                spec.validation_url, seed=cfg.seed, training=False, **ds_args
+            ) as val_ds:
+                model.fit(
+                    train_ds,
+                    steps_per_epoch=spec.steps_per_epoch,
+                    epochs=cfg.epochs,
+                    initial_epoch=spec.resume_epoch + 1,
+                    validation_data=val_ds,
+                    validation_steps=spec.validation_steps,
+                    callbacks=callbacks,
+                    verbose=0,
+                )
+        else:
+            model.fit(
+                train_ds,
+                steps_per_epoch=spec.steps_per_epoch,
+                epochs=cfg.epochs,
+                initial_epoch=spec.resume_epoch + 1,
+                callbacks=callbacks,
+                verbose=0,
+            )
+    fit_seconds = time.perf_counter() - fit_start
+    test_metrics: dict[str, float] = {}
+    if spec.test_url:
+        with rank_dataset(spec.test_url, seed=cfg.seed, training=False, **ds_args) as test_ds:
+            values = model.evaluate(test_ds, steps=spec.test_steps, verbose=0, return_dict=True)
+        test_metrics = {
+            k: float(
+                hvd_tf.allreduce(tf.constant(v, tf.float64), op=hvd_tf.Average, name=f"test_{k}")
+            )
+            for k, v in sorted(values.items())
+        }
+    digests = hvd_tf.allgather_object(_weights_digest(model))
+    new_epochs = len(history) - len(spec.history)
+    if rank == 0:
+        model.save(spec.export_dir, include_optimizer=False)
+    hvd.shutdown()
+    return {
+        "history": history,
+        "test": test_metrics,
+        "weight_digests": digests,
+        "export_dir": spec.export_dir,
+        "fit_seconds": fit_seconds,
+        "samples": new_epochs * spec.steps_per_epoch * cfg.batch_size * size,
+        "workers": size,
+        "seconds": time.perf_counter() - start,
+    }
