@@ -196,7 +196,8 @@ def run_training(
                 train.max_attempts,
                 str(exc)[:2000],
             )
-    assert result is not None  # noqa: S101 (the loop either broke with a result or raised)
+    if result is None:  # the loop either breaks with a result or raises
+        raise LaunchError("training produced no result")
     history = _unique_epochs(result["history"])
     wall = time.perf_counter() - start
     metrics = {
