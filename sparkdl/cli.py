@@ -18,6 +18,7 @@ from sparkdl.logs import configure_logging
 
 if TYPE_CHECKING:
     from sparkdl.launch.smoke import AllreduceReport
+    from sparkdl.train.runner import TrainResult
 
 logger = logging.getLogger("sparkdl.cli")
 
@@ -95,6 +96,30 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from sparkdl.session import build_session, stop_session
+    from sparkdl.train.runner import run_training
+
+    cfg = config_from_args(args)
+    spark = build_session(cfg.spark, launch=cfg.launch)
+    try:
+        result = run_training(spark, train=cfg.train, launch=cfg.launch)
+    finally:
+        stop_session(spark)
+    print(result_summary(result))
+    return EXIT_OK
+
+
+def result_summary(result: TrainResult) -> str:
+    """One line about a finished training run."""
+    test = ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()) or "no test split"
+    return (
+        f"trained {len(result.history)} epochs on {result.workers} Horovod ranks in "
+        f"{result.wall_s:.1f} s ({result.attempts} attempt(s), {result.samples_per_s:,.0f} samples/s); "
+        f"test: {test}; model and metrics.json in {result.output}"
+    )
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "prepare":
         from sparkdl.bench.prepare_bench import main as bench_main
@@ -162,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="rebuild even if this input and config are published"
     )
     prepare.set_defaults(func=_cmd_prepare)
+
+    train = sub.add_parser(
+        "train",
+        help="train a Keras model on a prepared dataset with Horovod ranks in a barrier stage",
+        description="Horovod training (sections train and launch), resuming from checkpoints.",
+    )
+    add_config_arguments(train)
+    train.set_defaults(func=_cmd_train)
 
     bench = sub.add_parser(
         "bench",

@@ -76,6 +76,29 @@ def interface_for(address: str) -> str:
     )
 
 
+def gpu_env(resources: dict[str, Any]) -> dict[str, str]:
+    """Environment that pins a rank to the GPUs Spark assigned to its task.
+
+    ``CUDA_VISIBLE_DEVICES`` is set before TensorFlow loads in the rank's child process, so the
+    rank sees only its own GPUs (as device 0..n-1), and Horovod uses NCCL for them.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> gpu_env({"gpu": SimpleNamespace(addresses=["3"])})["CUDA_VISIBLE_DEVICES"]
+    '3'
+    >>> gpu_env({})
+    {}
+    """
+    gpu = resources.get("gpu")
+    if gpu is None or not list(gpu.addresses):
+        return {}
+    return {
+        "CUDA_VISIBLE_DEVICES": ",".join(str(a) for a in gpu.addresses),
+        "HOROVOD_GPU_OPERATIONS": "NCCL",
+    }
+
+
 def local_slots(master: str, cores: int) -> int | None:
     """Return the concurrent task slots of a local master, or None for a real cluster.
 
@@ -130,6 +153,7 @@ def _barrier_task(
             threads=threads_per_rank(task_cpus=int(ctx.cpus()), requested=threads),
         )
         env.update(extra_env)
+        env.update(gpu_env(ctx.resources()))
         label = (
             f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
         )

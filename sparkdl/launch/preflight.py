@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sparkdl.config.schema import LaunchConfig
@@ -22,10 +23,6 @@ ALLOW_TLS = "sparkdl.launch.allowUnencryptedRendezvous"
 _SLOT_WAIT_S = 20.0
 
 
-def _conf(spark: SparkSession, key: str, default: str = "") -> str:
-    return spark.sparkContext.getConf().get(key, default) or default
-
-
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ("true", "1", "yes")
 
@@ -34,7 +31,7 @@ def cluster_slots(spark: SparkSession) -> int:
     """Concurrent task slots the cluster offers now (executors x cores / task cpus)."""
     sc = spark.sparkContext
     slots = local_slots(sc.master, sc.defaultParallelism)
-    task_cpus = int(_conf(spark, "spark.task.cpus", "1"))
+    task_cpus = int(sc.getConf().get("spark.task.cpus", "1") or 1)
     if slots is not None:
         return slots // task_cpus
     jsc = sc._jsc.sc()
@@ -59,60 +56,88 @@ def check_horovod_build(*, gpus: bool) -> None:
         )
 
 
-def preflight(spark: SparkSession, *, launch: LaunchConfig, check_build: bool = True) -> None:
-    """Refuse to launch when the cluster cannot run ``launch.num_workers`` Horovod ranks.
+def check_confs(conf: Mapping[str, str]) -> bool:
+    """Check the session's confs; return whether the ranks get GPUs.
 
     Raises
     ------
     RuntimeError
         Dynamic allocation on; TLS on without ``sparkdl.launch.allowUnencryptedRendezvous``;
-        executor GPUs without ``spark.task.resource.gpu.amount``; Horovod without the needed
-        operations; fewer task slots than workers after waiting for executors to register.
+        executor GPUs without ``spark.task.resource.gpu.amount``.
 
     Examples
     --------
-    >>> preflight(spark, launch=LaunchConfig(num_workers=2))  # doctest: +SKIP
+    >>> check_confs({"spark.dynamicAllocation.enabled": "false"})
+    False
     """
-    start = time.perf_counter()
-    if _truthy(_conf(spark, "spark.dynamicAllocation.enabled", "false")):
+    if _truthy(conf.get("spark.dynamicAllocation.enabled", "false")):
         raise RuntimeError(
             "spark.dynamicAllocation.enabled is true, but a barrier stage needs all its executors "
             "for the whole run; start the session with spark.dynamicAllocation.enabled=false "
             "(sparkdl's training sessions do: build_session(..., launch=...))"
         )
-    if _truthy(_conf(spark, "spark.ssl.enabled", "false")) and not _truthy(
-        _conf(spark, ALLOW_TLS, "false")
+    if _truthy(conf.get("spark.ssl.enabled", "false")) and not _truthy(
+        conf.get(ALLOW_TLS, "false")
     ):
         raise RuntimeError(
             "spark.ssl.enabled is true, but Horovod's rendezvous and Gloo traffic between ranks is "
             f"not encrypted. Set {ALLOW_TLS}=true to accept that on this cluster, or train on a "
             "cluster without TLS"
         )
-    executor_gpus = _conf(spark, "spark.executor.resource.gpu.amount")
-    task_gpus = _conf(spark, "spark.task.resource.gpu.amount")
-    if executor_gpus and float(executor_gpus) > 0 and not task_gpus:
+    executor_gpus = float(conf.get("spark.executor.resource.gpu.amount", "0") or 0)
+    task_gpus = float(conf.get("spark.task.resource.gpu.amount", "0") or 0)
+    if executor_gpus > 0 and task_gpus <= 0:
         raise RuntimeError(
-            f"spark.executor.resource.gpu.amount is {executor_gpus} but "
+            f"spark.executor.resource.gpu.amount is {executor_gpus:g} but "
             "spark.task.resource.gpu.amount is not set, so tasks get no GPU; set "
             "spark.task.resource.gpu.amount=1 (one GPU per Horovod rank)"
         )
-    if check_build:
-        check_horovod_build(gpus=bool(task_gpus) and float(task_gpus) > 0)
-    deadline = time.monotonic() + min(_SLOT_WAIT_S, launch.start_timeout_s)
-    slots = cluster_slots(spark)
-    while slots < launch.num_workers and time.monotonic() < deadline:
+    return task_gpus > 0
+
+
+def wait_for_slots(
+    slots: Callable[[], int], *, launch: LaunchConfig, master: str, wait_s: float = _SLOT_WAIT_S
+) -> int:
+    """Wait up to ``wait_s`` for enough task slots; raise RuntimeError naming the fix if short."""
+    deadline = time.monotonic() + min(wait_s, launch.start_timeout_s)
+    have = slots()
+    while have < launch.num_workers and time.monotonic() < deadline:
         time.sleep(1.0)
-        slots = cluster_slots(spark)
-    if slots < launch.num_workers:
+        have = slots()
+    if have < launch.num_workers:
         raise RuntimeError(
-            f"launch.num_workers={launch.num_workers} but the cluster ({spark.sparkContext.master}) "
-            f"offers {slots} concurrent task slots (spark.executor.instances x "
-            "spark.executor.cores / spark.task.cpus); a barrier stage needs one slot per rank at "
-            "once. Lower launch.num_workers or add executors or cores."
+            f"launch.num_workers={launch.num_workers} but the cluster ({master}) offers {have} "
+            "concurrent task slots (spark.executor.instances x spark.executor.cores / "
+            "spark.task.cpus); a barrier stage needs one slot per rank at once. Lower "
+            "launch.num_workers or add executors or cores."
         )
+    return have
+
+
+def preflight(spark: SparkSession, *, launch: LaunchConfig, check_build: bool = True) -> None:
+    """Refuse to launch when the cluster cannot run ``launch.num_workers`` Horovod ranks.
+
+    Raises
+    ------
+    RuntimeError
+        See :func:`check_confs`, :func:`check_horovod_build` and :func:`wait_for_slots`.
+
+    Examples
+    --------
+    >>> preflight(spark, launch=LaunchConfig(num_workers=2))  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    conf = dict(spark.sparkContext.getConf().getAll())
+    gpus = check_confs(conf)
+    if check_build:
+        check_horovod_build(gpus=gpus)
+    have = wait_for_slots(
+        lambda: cluster_slots(spark), launch=launch, master=spark.sparkContext.master
+    )
     logger.info(
-        "preflight passed in %.1f s: %d workers, %d slots",
+        "preflight passed in %.1f s: %d workers, %d slots%s",
         time.perf_counter() - start,
         launch.num_workers,
-        slots,
+        have,
+        ", GPUs per task" if gpus else "",
     )

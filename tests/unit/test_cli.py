@@ -14,7 +14,7 @@ from sparkdl.cli import EXIT_BAD_INPUT, build_parser, main
 def test_help_lists_only_working_subcommands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"doctor", "config", "generate", "prepare", "bench"}
+    assert set(sub.choices) == {"doctor", "config", "generate", "prepare", "train", "bench"}
     bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")
     assert set(bench.choices) == {"prepare"}
 
