@@ -6,6 +6,7 @@ Imported on the driver only for :class:`WorkerSpec`; TensorFlow and Horovod are 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -45,6 +46,21 @@ def _weights_digest(model: Any) -> str:
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()
+
+
+def _should_stop(history: list[dict[str, float]], *, patience: int) -> bool:
+    """Early stopping on ``val_loss`` across epochs (and across resumed attempts).
+
+    Examples
+    --------
+    >>> _should_stop([{"val_loss": 1.0}, {"val_loss": 1.1}, {"val_loss": 1.2}], patience=2)
+    True
+    """
+    losses = [h["val_loss"] for h in history if "val_loss" in h]
+    if not patience or len(losses) <= patience:
+        return False
+    best = min(range(len(losses)), key=losses.__getitem__)
+    return len(losses) - 1 - best >= patience
 
 
 def _optimizer(cfg: TrainConfig, lr: float) -> Any:
@@ -123,19 +139,13 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         hvd.callbacks.BroadcastGlobalVariablesCallback(0),
         hvd.callbacks.MetricAverageCallback(),
     ]
-    if cfg.warmup_epochs > 0 and spec.resume_epoch + 1 < cfg.warmup_epochs:
+    if cfg.warmup_epochs > 0:  # inert after the warm-up epochs, also when resuming past them
         callbacks.append(
             hvd.callbacks.LearningRateWarmupCallback(
                 initial_lr=lr, warmup_epochs=cfg.warmup_epochs, steps_per_epoch=spec.steps_per_epoch
             )
         )
     callbacks += [EpochRecorder(history), FaultInjector(cfg.fault, rank=rank, attempt=spec.attempt)]
-    if cfg.early_stopping_patience and spec.validation_url:
-        callbacks.append(
-            tf.keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=False
-            )
-        )
     if rank == 0:
         callbacks.append(
             CheckpointCallback(root=spec.checkpoint_dir, history=history, optimizer=model.optimizer)
@@ -164,32 +174,35 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         "reader_workers": cfg.reader_workers,
     }
     fit_start = time.perf_counter()
-    with rank_dataset(
-        spec.train_url, seed=cfg.seed + 1000 * spec.attempt, training=True, **ds_args
-    ) as train_ds:
-        if spec.validation_url:
-            with rank_dataset(
-                spec.validation_url, seed=cfg.seed, training=False, **ds_args
-            ) as val_ds:
-                model.fit(
-                    train_ds,
-                    steps_per_epoch=spec.steps_per_epoch,
-                    epochs=cfg.epochs,
-                    initial_epoch=spec.resume_epoch + 1,
-                    validation_data=val_ds,
-                    validation_steps=spec.validation_steps,
-                    callbacks=callbacks,
-                    verbose=0,
+    for epoch in range(spec.resume_epoch + 1, cfg.epochs):
+        # Data order and dropout depend on the epoch alone, so an attempt that resumes after
+        # epoch k replays epochs k+1.. as an uninterrupted run would: reseed, and retrace the
+        # train step so its random ops start from that seed instead of carrying state over.
+        tf.keras.utils.set_random_seed(cfg.seed + 7919 * epoch)
+        model.train_function = None
+        seed = cfg.seed + epoch
+        with contextlib.ExitStack() as stack:
+            train_ds = stack.enter_context(
+                rank_dataset(spec.train_url, seed=seed, training=True, **ds_args)
+            )
+            val = {}
+            if spec.validation_url:
+                val_ds = stack.enter_context(
+                    rank_dataset(spec.validation_url, seed=cfg.seed, training=False, **ds_args)
                 )
-        else:
+                val = {"validation_data": val_ds, "validation_steps": spec.validation_steps}
             model.fit(
                 train_ds,
                 steps_per_epoch=spec.steps_per_epoch,
-                epochs=cfg.epochs,
-                initial_epoch=spec.resume_epoch + 1,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
                 callbacks=callbacks,
                 verbose=0,
+                **val,
             )
+        if _should_stop(history, patience=cfg.early_stopping_patience):
+            logger.info("early stopping after epoch %d (train.early_stopping_patience)", epoch)
+            break
     fit_seconds = time.perf_counter() - fit_start
     test_metrics: dict[str, float] = {}
     if spec.test_url:
