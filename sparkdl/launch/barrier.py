@@ -8,12 +8,10 @@ in a child process whose environment makes it a Horovod rank.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,6 +20,7 @@ from sparkdl.config.schema import LaunchConfig
 from sparkdl.launch.child import run_in_child
 from sparkdl.launch.plan import describe_plan, horovod_env, plan_ranks, threads_per_rank
 from sparkdl.launch.rendezvous import RendezvousService, post_plan
+from sparkdl.launch.watch import Reporter, StageWatcher
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -30,10 +29,6 @@ logger = logging.getLogger(__name__)
 
 _LOCAL_MASTER = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
 _LOCAL_CLUSTER_MASTER = re.compile(r"^local-cluster\[(\d+),\s*(\d+),\s*\d+\]$")
-
-
-REPORT_SCOPE = "sparkdl-progress"
-Reporter = Callable[[str, Any], None]
 
 
 class LaunchError(RuntimeError):
@@ -197,7 +192,13 @@ class BarrierLauncher:
                 "(spark.cores / spark.local_cluster)."
             )
 
-    def run(self, fn: Callable[..., Any], *args: Any, on_report: Reporter | None = None) -> Any:
+    def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_report: Reporter | None = None,
+        heartbeat_timeout_s: float | None = None,
+    ) -> Any:
         """Run ``fn(*args)`` on every rank and return rank 0's result.
 
         Parameters
@@ -209,13 +210,18 @@ class BarrierLauncher:
         on_report : callable, optional
             Called on the driver with ``(key, value)`` for each report a rank PUTs to the
             rendezvous server under ``/sparkdl-progress/<key>`` while the stage runs.
+        heartbeat_timeout_s : float, optional
+            When set, every rank must PUT ``/sparkdl-heartbeat/rank-<r>`` at least this often
+            (see :func:`sparkdl.launch.watch.send`); a silent rank gets the stage cancelled.
 
         Raises
         ------
         LaunchError
             When any rank fails; the message carries that rank's last output lines.
         """
-        return self._launch(fn, args, return_all=False, on_report=on_report)[0]
+        return self._launch(
+            fn, args, return_all=False, on_report=on_report, heartbeat_timeout_s=heartbeat_timeout_s
+        )[0]
 
     def run_all(
         self, fn: Callable[..., Any], *args: Any, on_report: Reporter | None = None
@@ -230,6 +236,7 @@ class BarrierLauncher:
         *,
         return_all: bool,
         on_report: Reporter | None = None,
+        heartbeat_timeout_s: float | None = None,
     ) -> list[Any]:
         import cloudpickle
 
@@ -254,45 +261,27 @@ class BarrierLauncher:
                 extra_env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
             )
             sc.setJobGroup(group, f"sparkdl: {_name(fn)} on {n} Horovod ranks", True)
-            stop = threading.Event()
-            watcher = None
-            if on_report is not None:
-                watcher = threading.Thread(
-                    target=_watch_reports,
-                    args=(rdv, on_report, stop),
-                    name="sparkdl-reports",
-                    daemon=True,
-                )
-                watcher.start()
+            watcher = StageWatcher(
+                rdv,
+                on_report=on_report,
+                workers=n,
+                heartbeat_timeout_s=heartbeat_timeout_s,
+                first_heartbeat_s=cfg.start_timeout_s,
+                cancel=lambda reason: sc.cancelJobGroup(group),
+            )
             try:
-                rows = sc.parallelize(range(n), n).barrier().mapPartitions(task).collect()
+                with watcher:
+                    rows = sc.parallelize(range(n), n).barrier().mapPartitions(task).collect()
             except Exception as exc:
+                if watcher.stall_reason:
+                    raise LaunchError(watcher.stall_reason) from exc
                 raise LaunchError(_summarise_failure(exc, n)) from exc
             finally:
                 sc.setLocalProperty("spark.jobGroup.id", None)
-                stop.set()
-                if watcher is not None:
-                    watcher.join(timeout=5)
             if rdv.plan:
                 logger.info("rank plan by host: %s", dict(describe_plan(rdv.plan)))
         results = dict((rank, cloudpickle.loads(blob)) for rank, blob in rows)
         return [results[r] for r in sorted(results)]
-
-
-def _watch_reports(rdv: RendezvousService, on_report: Reporter, stop: threading.Event) -> None:
-    """Hand each new report the ranks PUT to the rendezvous server to ``on_report``."""
-    seen: set[str] = set()
-    while True:
-        final = stop.wait(0.5)
-        for key, value in sorted(rdv.scope_items(REPORT_SCOPE).items()):
-            if key not in seen:
-                seen.add(key)
-                try:
-                    on_report(key, json.loads(value))
-                except Exception:  # a reporting bug must not fail the training
-                    logger.exception("progress report %s could not be handled", key)
-        if final:
-            return
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import time
-import urllib.request
 from typing import Any
 
 import tensorflow as tf
 
 from sparkdl.config.train import FaultConfig
+from sparkdl.launch.watch import HEARTBEAT_SCOPE, REPORT_SCOPE, send
 from sparkdl.train.checkpoint import write_checkpoint
 
 logger = logging.getLogger(__name__)
-
-PROGRESS_SCOPE = "sparkdl-progress"
 
 
 def _clean(logs: dict[str, Any] | None) -> dict[str, float]:
@@ -62,20 +59,47 @@ class ProgressReporter(tf.keras.callbacks.Callback):
         self, *, addr: str, port: int, attempt: int, epochs: int, history: list[dict[str, float]]
     ) -> None:
         super().__init__()
-        self.url = f"http://{addr}:{port}/{PROGRESS_SCOPE}"
+        self.addr, self.port = addr, port
         self.attempt = attempt
         self.epochs = epochs
         self.history = history
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        body = json.dumps(
-            {"attempt": self.attempt, "epochs": self.epochs, **self.history[-1]}
-        ).encode()
-        req = urllib.request.Request(f"{self.url}/epoch-{epoch:05d}", data=body, method="PUT")
+        value = {"attempt": self.attempt, "epochs": self.epochs, **self.history[-1]}
         try:
-            urllib.request.urlopen(req, timeout=10).close()
+            send(self.addr, self.port, REPORT_SCOPE, f"epoch-{epoch:05d}", value)
         except OSError as exc:  # progress is best effort; training goes on
             logger.warning("could not report epoch %d to the driver: %s", epoch, exc)
+
+
+class Heartbeat(tf.keras.callbacks.Callback):
+    """Every rank: tell the driver it is alive, at most every ``interval_s`` seconds."""
+
+    def __init__(self, *, addr: str, port: int, rank: int, interval_s: float) -> None:
+        super().__init__()
+        self.addr, self.port, self.rank, self.interval = addr, port, rank, interval_s
+        self._last = 0.0
+        self._count = 0
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        self._count += 1
+        try:
+            send(self.addr, self.port, HEARTBEAT_SCOPE, f"rank-{self.rank}", {"beat": self._count})
+        except OSError as exc:
+            logger.warning("heartbeat to the driver failed: %s", exc)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._beat()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._beat()
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._beat()
 
 
 class FaultInjector(tf.keras.callbacks.Callback):

@@ -154,6 +154,7 @@ def run_training(
         export_dir=str(out / "model"),
         tensorboard_dir=str(out / "tensorboard"),
         attempt=0,
+        heartbeat_timeout_s=launch.stall_timeout_s,
     )
     if base.validation_steps == 0:
         base = replace(base, validation_url=None)
@@ -183,7 +184,12 @@ def run_training(
                 "attempt %d resumes after epoch %d from %s", attempt + 1, ckpt.epoch, ckpt.path
             )
         try:
-            result = launcher.run(train_rank, spec, on_report=_progress_printer(train.epochs))
+            result = launcher.run(
+                train_rank,
+                spec,
+                on_report=_progress_printer(train.epochs),
+                heartbeat_timeout_s=launch.stall_timeout_s,
+            )
             break
         except LaunchError as exc:
             if attempt + 1 >= train.max_attempts:

@@ -36,6 +36,7 @@ class WorkerSpec:
     export_dir: str
     tensorboard_dir: str
     attempt: int
+    heartbeat_timeout_s: float = 300.0
     resume_path: str | None = None
     resume_epoch: int = -1
     history: list[dict[str, float]] = field(default_factory=list)
@@ -90,6 +91,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         CheckpointCallback,
         EpochRecorder,
         FaultInjector,
+        Heartbeat,
         ProgressReporter,
     )
     from sparkdl.train.data import rank_dataset
@@ -146,16 +148,20 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
             )
         )
     callbacks += [EpochRecorder(history), FaultInjector(cfg.fault, rank=rank, attempt=spec.attempt)]
+    addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
+    port = int(os.environ.get("HOROVOD_GLOO_RENDEZVOUS_PORT", "0"))
+    if addr:
+        interval = max(1.0, min(10.0, spec.heartbeat_timeout_s / 5))
+        callbacks.append(Heartbeat(addr=addr, port=port, rank=rank, interval_s=interval))
     if rank == 0:
         callbacks.append(
             CheckpointCallback(root=spec.checkpoint_dir, history=history, optimizer=model.optimizer)
         )
-        addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
         if addr:
             callbacks.append(
                 ProgressReporter(
                     addr=addr,
-                    port=int(os.environ["HOROVOD_GLOO_RENDEZVOUS_PORT"]),
+                    port=port,
                     attempt=spec.attempt,
                     epochs=cfg.epochs,
                     history=history,

@@ -1,0 +1,123 @@
+"""Driver-side watch over a running barrier stage: progress reports and rank heartbeats.
+
+Ranks PUT small JSON documents to the driver's rendezvous server: progress reports under
+``/sparkdl-progress/<key>`` and heartbeats under ``/sparkdl-heartbeat/rank-<r>``. The watcher
+hands each new report to a callback and, when heartbeats are expected, cancels the stage once
+a rank has been silent for longer than its timeout: a stalled rank then fails the job with a
+clear message instead of holding it until ``spark.barrier.sync.timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from sparkdl.launch.rendezvous import RendezvousService
+
+logger = logging.getLogger(__name__)
+
+REPORT_SCOPE = "sparkdl-progress"
+HEARTBEAT_SCOPE = "sparkdl-heartbeat"
+Reporter = Callable[[str, Any], None]
+
+
+def send(addr: str, port: int, scope: str, key: str, value: Any, *, timeout_s: float = 10) -> None:
+    """PUT one JSON value to the driver (called from ranks; errors propagate as OSError)."""
+    body = json.dumps(value).encode()
+    req = urllib.request.Request(f"http://{addr}:{port}/{scope}/{key}", data=body, method="PUT")
+    urllib.request.urlopen(req, timeout=timeout_s).close()
+
+
+class StageWatcher:
+    """Watch one barrier stage from the driver (use as a context manager around the job).
+
+    Parameters
+    ----------
+    rdv : RendezvousService
+        The stage's rendezvous server, where ranks PUT reports and heartbeats.
+    on_report : callable, optional
+        Receives ``(key, value)`` for each new progress report.
+    workers : int
+        Number of ranks expected to send heartbeats.
+    heartbeat_timeout_s : float, optional
+        A rank silent for longer than this is declared stalled; None disables the check.
+    first_heartbeat_s : float
+        Grace period for the first heartbeat (process start, imports, Horovod init).
+    cancel : callable
+        Called with the reason when a rank stalls (cancels the Spark job group).
+    """
+
+    def __init__(
+        self,
+        rdv: RendezvousService,
+        *,
+        on_report: Reporter | None,
+        workers: int,
+        heartbeat_timeout_s: float | None,
+        first_heartbeat_s: float,
+        cancel: Callable[[str], None],
+    ) -> None:
+        self.rdv = rdv
+        self.on_report = on_report
+        self.workers = workers
+        self.timeout = heartbeat_timeout_s
+        self.first = first_heartbeat_s
+        self.cancel = cancel
+        self.stall_reason: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sparkdl-stage-watch", daemon=True)
+
+    def __enter__(self) -> StageWatcher:
+        if self.on_report is not None or self.timeout is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        seen: set[str] = set()
+        started = time.monotonic()
+        last_beat: dict[str, tuple[bytes, float]] = {}
+        while True:
+            final = self._stop.wait(0.5)
+            if self.on_report is not None:
+                for key, value in sorted(self.rdv.scope_items(REPORT_SCOPE).items()):
+                    if key not in seen:
+                        seen.add(key)
+                        try:
+                            self.on_report(key, json.loads(value))
+                        except Exception:  # a reporting bug must not fail the training
+                            logger.exception("progress report %s could not be handled", key)
+            if final:
+                return
+            if self.timeout is not None and self.stall_reason is None:
+                self._check_heartbeats(last_beat, started)
+
+    def _check_heartbeats(self, last_beat: dict[str, tuple[bytes, float]], started: float) -> None:
+        now = time.monotonic()
+        for key, value in self.rdv.scope_items(HEARTBEAT_SCOPE).items():
+            if last_beat.get(key, (b"", 0.0))[0] != value:
+                last_beat[key] = (value, now)
+        silent = []
+        for rank in range(self.workers):
+            key = f"rank-{rank}"
+            if key in last_beat:
+                if now - last_beat[key][1] > self.timeout:  # type: ignore[operator]
+                    silent.append(f"rank {rank} silent for {now - last_beat[key][1]:.0f} s")
+            elif now - started > self.first + self.timeout:  # type: ignore[operator]
+                silent.append(f"rank {rank} sent no heartbeat in {now - started:.0f} s")
+        if silent:
+            self.stall_reason = (
+                f"stalled: {', '.join(silent)} (launch.stall_timeout_s={self.timeout:g}); the stage "
+                "was cancelled. Look at that rank's last output lines in the executor log."
+            )
+            logger.error("%s", self.stall_reason)
+            self.cancel(self.stall_reason)
