@@ -200,7 +200,7 @@ def run_training(
                 "attempt %d of %d failed; retrying from the last checkpoint: %s",
                 attempt + 1,
                 train.max_attempts,
-                str(exc)[:2000],
+                str(exc)[-3000:],
             )
     if result is None:  # the loop either breaks with a result or raises
         raise LaunchError("training produced no result")
