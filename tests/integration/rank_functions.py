@@ -9,6 +9,8 @@ import sys
 def rank_and_env() -> dict[str, str]:
     """Return this rank's Horovod variables without initialising Horovod."""
     keys = (
+        "CUDA_VISIBLE_DEVICES",
+        "HOROVOD_GPU_OPERATIONS",
         "HOROVOD_RANK",
         "HOROVOD_SIZE",
         "HOROVOD_LOCAL_RANK",

@@ -71,3 +71,34 @@ def test_session_keeps_working_after_a_failed_launch(spark) -> None:
         BarrierLauncher(spark, config=LaunchConfig(num_workers=1)).run(rank_and_env)["HOROVOD_SIZE"]
         == "1"
     )
+
+
+@pytest.mark.cluster
+def test_spark_assigned_gpus_become_cuda_visible_devices(tmp_path, repo) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "gpus.sh"
+    script.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0", "1", "2"]}\'\n')
+    script.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.integration.gpu_assignment_probe", str(script)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    ranks = report["ranks"]
+    assert [r["HOROVOD_RANK"] for r in ranks] == ["0", "1"]
+    for r in ranks:
+        assert r["CUDA_VISIBLE_DEVICES"] in {"0", "1", "2"}  # exactly one GPU: the task's own
+        assert r["HOROVOD_GPU_OPERATIONS"] == "NCCL"
+    # This machine's Horovod is the CPU build: preflight must refuse GPU training with the fix.
+    assert "built without NCCL" in report["preflight"]
+    assert "HOROVOD_GPU_OPERATIONS=NCCL" in report["preflight"]

@@ -172,3 +172,46 @@ def test_preflight_on_the_live_session(spark) -> None:
                 SparkdlConfig, overrides=["launch.num_workers=3", "launch.start_timeout_s=2"]
             ).launch,
         )
+
+
+@pytest.mark.cluster
+def test_train_job_on_local_cluster_with_fp16_compression(
+    dataset: str, tmp_path: Path, repo: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "cluster-run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "jobs/train_horovod.py",
+            "--config",
+            "conf/local-cluster.yaml",
+            "--set",
+            f"train.dataset={dataset}",
+            "--set",
+            f"train.output={out}",
+            "--set",
+            "train.epochs=3",
+            "--set",
+            "train.batch_size=64",
+            "--set",
+            "train.learning_rate=0.003",
+            "--set",
+            "train.compression=fp16",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "trained 3 epochs on 2 Horovod ranks" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["compression"] == "fp16"
+    assert metrics["weights_identical_on_all_ranks"] is True
+    assert metrics["test"]["accuracy"] >= 0.78

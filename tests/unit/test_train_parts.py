@@ -1,0 +1,98 @@
+"""Trainer parts that need TensorFlow but no Spark: models, checkpoints, steps, early stop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from sparkdl.config.train import ModelConfig
+from sparkdl.train.checkpoint import latest_checkpoint, write_checkpoint
+from sparkdl.train.data import petastorm_url, steps_per_epoch
+from sparkdl.train.worker import _should_stop
+
+
+def build(cfg: ModelConfig, dim: int = 16, classes: int = 3):
+    from sparkdl.train.models import build_model
+
+    return build_model(cfg, input_dim=dim, num_classes=classes, seed=1)
+
+
+def custom_model(*, input_dim: int, num_classes: int):
+    """A user model for the `custom` kind (referenced as tests.unit.test_train_parts:custom_model)."""
+    return tf.keras.Sequential([tf.keras.Input((input_dim,)), tf.keras.layers.Dense(num_classes)])
+
+
+def test_mlp_shape_and_depth() -> None:
+    model = build(ModelConfig(hidden=8, depth=3, dropout=0.2))
+    assert model.output_shape == (None, 3)
+    assert sum(isinstance(layer, tf.keras.layers.Dense) for layer in model.layers) == 4
+
+
+def test_cnn_reshapes_features_into_images() -> None:
+    model = build(ModelConfig(kind="cnn", image_shape=(4, 4), depth=2, filters=4))
+    assert model.output_shape == (None, 3)
+    assert any(isinstance(layer, tf.keras.layers.Conv2D) for layer in model.layers)
+    with pytest.raises(ValueError, match="holds 9 values but the dataset's features have 16"):
+        build(ModelConfig(kind="cnn", image_shape=(3, 3)))
+
+
+def test_custom_model_by_name() -> None:
+    model = build(
+        ModelConfig(kind="custom", function="tests.unit.test_train_parts:custom_model"), classes=5
+    )
+    assert model.output_shape == (None, 5)
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        build(ModelConfig(kind="custom", function="tests.unit.test_train_parts:nope"))
+
+
+def test_model_config_rules() -> None:
+    with pytest.raises(ValueError, match=r"package\.module:function"):
+        ModelConfig(kind="custom")
+    with pytest.raises(ValueError, match="height, width"):
+        ModelConfig(kind="cnn")
+
+
+def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
+    v = tf.Variable([1.0, 2.0])
+    root = tmp_path / "ckpt"
+    for epoch in range(3):
+        v.assign_add([1.0, 1.0])
+        write_checkpoint(
+            tf.train.Checkpoint(v=v),
+            root=str(root),
+            epoch=epoch,
+            history=[{"epoch": e} for e in range(epoch + 1)],
+        )
+    info = latest_checkpoint(str(root))
+    assert info is not None and info.epoch == 2 and len(info.history) == 3
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["epoch-0002"]
+    restored = tf.Variable([0.0, 0.0])
+    tf.train.Checkpoint(v=restored).read(info.path).assert_consumed()
+    assert restored.numpy().tolist() == [4.0, 5.0]
+    data = next(p for p in (root / "epoch-0002").iterdir() if p.name.startswith("ckpt.data"))
+    data.write_bytes(data.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(RuntimeError, match="does not match the checksums"):
+        latest_checkpoint(str(root))
+    assert json.loads((root / "checkpoint.json").read_text())["epoch"] == 2
+
+
+def test_no_checkpoint_yet(tmp_path: Path) -> None:
+    assert latest_checkpoint(str(tmp_path)) is None
+
+
+def test_steps_and_urls() -> None:
+    assert steps_per_epoch([100, 130], 32) == 3
+    assert steps_per_epoch([10], 32) == 1
+    assert petastorm_url("file:/a/b") == "file:///a/b"
+    assert petastorm_url("/a/b") == "file:///a/b"
+
+
+@pytest.mark.parametrize(
+    ("losses", "patience", "stop"),
+    [([1.0, 0.9, 0.95, 0.97], 2, True), ([1.0, 0.9, 0.95], 2, False), ([1.0, 2.0, 3.0], 0, False)],
+)
+def test_early_stopping(losses: list[float], patience: int, stop: bool) -> None:
+    assert _should_stop([{"val_loss": v} for v in losses], patience=patience) is stop
