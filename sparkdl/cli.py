@@ -123,8 +123,9 @@ def result_summary(result: TrainResult) -> str:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "prepare":
         from sparkdl.bench.prepare_bench import main as bench_main
-
-        print(bench_main(args))
+    else:
+        from sparkdl.bench.train_bench import main as bench_main
+    print(bench_main(args))
     return EXIT_OK
 
 
@@ -207,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_bench(
         bench_sub.add_parser(
             "prepare", help="prepare throughput against pyarrow, driver memory at 1x and 10x"
+        )
+    )
+    from sparkdl.bench.train_bench import add_arguments as add_train_bench
+
+    add_train_bench(
+        bench_sub.add_parser(
+            "train",
+            help="Horovod throughput vs Keras, scaling, Parquet vs memory, launch, all-reduce",
         )
     )
     bench.set_defaults(func=_cmd_bench)

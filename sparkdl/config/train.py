@@ -70,6 +70,9 @@ class TrainConfig:
     max_attempts: int = field(default=3, metadata={"min": 1})
     seed: int = 42
     reader_workers: int = field(default=2, metadata={"min": 1})
+    # "memory" reads each rank's shard once into RAM (small data, benchmarks); "parquet"
+    # streams row groups through petastorm every epoch.
+    data_source: Literal["parquet", "memory"] = "parquet"
     shuffle_buffer: int = field(default=10_000, metadata={"min": 0})
     tensorboard: bool = True
     fault: FaultConfig = field(default_factory=FaultConfig)

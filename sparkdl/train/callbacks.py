@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -72,34 +73,31 @@ class ProgressReporter(tf.keras.callbacks.Callback):
             logger.warning("could not report epoch %d to the driver: %s", epoch, exc)
 
 
-class Heartbeat(tf.keras.callbacks.Callback):
-    """Every rank: tell the driver it is alive, at most every ``interval_s`` seconds."""
+def start_heartbeat(model: Any, *, addr: str, port: int, rank: int, interval_s: float) -> None:
+    """Every rank: a daemon thread that sends the driver this rank's step count.
 
-    def __init__(self, *, addr: str, port: int, rank: int, interval_s: float) -> None:
-        super().__init__()
-        self.addr, self.port, self.rank, self.interval = addr, port, rank, interval_s
-        self._last = 0.0
-        self._count = 0
+    The value is the model's train and test step counters, so it changes only while the rank
+    makes progress: a rank stuck in a collective or a hung input pipeline keeps sending the
+    same value, and the driver's watcher sees it as silent.
+    """
 
-    def _beat(self) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        self._count += 1
-        try:
-            send(self.addr, self.port, HEARTBEAT_SCOPE, f"rank-{self.rank}", {"beat": self._count})
-        except OSError as exc:
-            logger.warning("heartbeat to the driver failed: %s", exc)
+    def progress() -> int:
+        counters = (getattr(model, "_train_counter", None), getattr(model, "_test_counter", None))
+        return sum(int(c.numpy()) for c in counters if c is not None)
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._beat()
+    def loop() -> None:
+        beat = 0
+        while True:
+            beat += 1
+            try:
+                # The first beats say "alive" while the step counters have not moved yet.
+                value = {"steps": progress()} if beat > 3 else {"starting": beat}
+                send(addr, port, HEARTBEAT_SCOPE, f"rank-{rank}", value)
+            except OSError as exc:
+                logger.warning("heartbeat to the driver failed: %s", exc)
+            time.sleep(interval_s)
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._beat()
-
-    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._beat()
+    threading.Thread(target=loop, name="sparkdl-heartbeat", daemon=True).start()
 
 
 class FaultInjector(tf.keras.callbacks.Callback):

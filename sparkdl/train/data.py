@@ -81,3 +81,39 @@ def rank_dataset(
             lambda row: (row.features, row.label), num_parallel_calls=tf.data.AUTOTUNE
         )
         yield ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_shard(url: str, *, rank: int, size: int, reader_workers: int) -> tuple[Any, Any]:
+    """Read one rank's row groups into memory once: ``(features, labels)`` numpy arrays.
+
+    Examples
+    --------
+    >>> x, y = load_shard(url, rank=0, size=2, reader_workers=1)  # doctest: +SKIP
+    """
+    import numpy as np
+    from petastorm import make_batch_reader
+
+    xs, ys = [], []
+    with make_batch_reader(
+        url,
+        cur_shard=rank,
+        shard_count=size,
+        num_epochs=1,
+        shuffle_row_groups=False,
+        schema_fields=["features", "label"],
+        workers_count=reader_workers,
+    ) as reader:
+        for batch in reader:
+            xs.append(np.asarray(batch.features, dtype=np.float32))
+            ys.append(np.asarray(batch.label))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def memory_dataset(x: Any, y: Any, *, batch_size: int, seed: int, training: bool) -> Any:
+    """An endless tf.data dataset of batches over arrays already in memory."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -91,10 +91,10 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         CheckpointCallback,
         EpochRecorder,
         FaultInjector,
-        Heartbeat,
         ProgressReporter,
+        start_heartbeat,
     )
-    from sparkdl.train.data import rank_dataset
+    from sparkdl.train.data import load_shard, memory_dataset, rank_dataset
     from sparkdl.train.models import build_model
 
     hvd.init()
@@ -137,22 +137,19 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         logger.info("resumed from %s after epoch %d", spec.resume_path, spec.resume_epoch)
 
     history: list[dict[str, float]] = list(spec.history)
-    callbacks: list[Any] = [
-        hvd.callbacks.BroadcastGlobalVariablesCallback(0),
-        hvd.callbacks.MetricAverageCallback(),
-    ]
-    if cfg.warmup_epochs > 0:  # inert after the warm-up epochs, also when resuming past them
-        callbacks.append(
-            hvd.callbacks.LearningRateWarmupCallback(
-                initial_lr=lr, warmup_epochs=cfg.warmup_epochs, steps_per_epoch=spec.steps_per_epoch
-            )
-        )
-    callbacks += [EpochRecorder(history), FaultInjector(cfg.fault, rank=rank, attempt=spec.attempt)]
+    # Start every attempt from rank 0's state: weights and (built up front) optimizer slots.
+    model.optimizer._create_all_weights(model.trainable_variables)
+    hvd_tf.broadcast_variables(model.variables + model.optimizer.variables(), root_rank=0)
+    # Only callbacks without per-batch hooks run every epoch: a batch hook makes Keras return
+    # to Python and sync the loss after every step.
+    callbacks: list[Any] = [hvd.callbacks.MetricAverageCallback(), EpochRecorder(history)]
+    if cfg.fault.kind != "none":
+        callbacks.append(FaultInjector(cfg.fault, rank=rank, attempt=spec.attempt))
     addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
     port = int(os.environ.get("HOROVOD_GLOO_RENDEZVOUS_PORT", "0"))
     if addr:
         interval = max(1.0, min(10.0, spec.heartbeat_timeout_s / 5))
-        callbacks.append(Heartbeat(addr=addr, port=port, rank=rank, interval_s=interval))
+        start_heartbeat(model, addr=addr, port=port, rank=rank, interval_s=interval)
     if rank == 0:
         callbacks.append(
             CheckpointCallback(root=spec.checkpoint_dir, history=history, optimizer=model.optimizer)
@@ -171,6 +168,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
             callbacks.append(
                 tf.keras.callbacks.TensorBoard(log_dir=spec.tensorboard_dir, update_freq="epoch")
             )
+    warmup = hvd.callbacks.LearningRateWarmupCallback(
+        initial_lr=lr, warmup_epochs=cfg.warmup_epochs, steps_per_epoch=spec.steps_per_epoch
+    )
 
     ds_args = {
         "rank": rank,
@@ -179,6 +179,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         "shuffle_buffer": cfg.shuffle_buffer,
         "reader_workers": cfg.reader_workers,
     }
+    memory = None
+    if cfg.data_source == "memory":
+        memory = load_shard(spec.train_url, rank=rank, size=size, reader_workers=cfg.reader_workers)
     fit_start = time.perf_counter()
     for epoch in range(spec.resume_epoch + 1, cfg.epochs):
         # Data order and dropout depend on the epoch alone, so an attempt that resumes after
@@ -188,9 +191,14 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         model.train_function = None
         seed = cfg.seed + epoch
         with contextlib.ExitStack() as stack:
-            train_ds = stack.enter_context(
-                rank_dataset(spec.train_url, seed=seed, training=True, **ds_args)
-            )
+            if memory is not None:
+                train_ds = memory_dataset(
+                    *memory, batch_size=cfg.batch_size, seed=seed, training=True
+                )
+            else:
+                train_ds = stack.enter_context(
+                    rank_dataset(spec.train_url, seed=seed, training=True, **ds_args)
+                )
             val = {}
             if spec.validation_url:
                 val_ds = stack.enter_context(
@@ -202,7 +210,8 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                 steps_per_epoch=spec.steps_per_epoch,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
-                callbacks=callbacks,
+                # The warm-up adjusts the rate every batch: only during the warm-up epochs.
+                callbacks=[*callbacks, warmup] if epoch < cfg.warmup_epochs else callbacks,
                 verbose=0,
                 **val,
             )

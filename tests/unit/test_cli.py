@@ -16,7 +16,7 @@ def test_help_lists_only_working_subcommands() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == {"doctor", "config", "generate", "prepare", "train", "bench"}
     bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")
-    assert set(bench.choices) == {"prepare"}
+    assert set(bench.choices) == {"prepare", "train"}
 
 
 def test_config_prints_resolved_yaml(capsys: pytest.CaptureFixture[str], repo) -> None:
