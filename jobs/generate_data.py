@@ -18,38 +18,17 @@ or with spark-submit (the master on its command line wins over the profile's)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from _bootstrap import bootstrap
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, generate and write the data, print the summary, return the exit code."""
+    """Run ``generate`` with this job's arguments and return its exit code."""
     bootstrap()
-    from sparkdl.config import ConfigError
-    from sparkdl.config.args import add_config_arguments, config_from_args
-    from sparkdl.data.generate import write_generated
-    from sparkdl.session import build_session, stop_session
+    from sparkdl.commands import job_main
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    spark = build_session(cfg.spark)
-    try:
-        result = write_generated(spark, cfg=cfg.generate)
-    except ValueError as exc:  # e.g. the output exists and generate.overwrite is false
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        stop_session(spark)
-    print(result.summary())
-    return 0
+    return job_main("generate", argv, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

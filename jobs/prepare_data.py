@@ -17,43 +17,17 @@ or with spark-submit (the master on its command line wins over the profile's)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from _bootstrap import bootstrap
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the prepare job, print the summary, return the exit code."""
+    """Run ``prepare`` with this job's arguments and return its exit code."""
     bootstrap()
-    from sparkdl.config import ConfigError
-    from sparkdl.config.args import add_config_arguments, config_from_args
-    from sparkdl.data.prepare import run_prepare
-    from sparkdl.session import build_session, stop_session
+    from sparkdl.commands import job_main
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="rebuild an already published version")
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    spark = build_session(cfg.spark)
-    try:
-        result = run_prepare(spark, cfg=cfg.prepare, force=args.force)
-    except ValueError as exc:
-        print(f"bad input: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        stop_session(spark)
-    print(
-        f"{'already published' if result.skipped else 'published'} {result.root} version "
-        f"{result.version}: {result.rows_in} rows in, {result.rows_valid} valid, "
-        f"{result.rows_quarantined} quarantined, splits {result.split_rows}"
-    )
-    return 0
+    return job_main("prepare", argv, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

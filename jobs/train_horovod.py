@@ -18,43 +18,17 @@ or with spark-submit (the master on its command line wins over the profile's)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from _bootstrap import bootstrap
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, train, print the summary, return the exit code."""
+    """Run ``train`` with this job's arguments and return its exit code."""
     bootstrap()
-    from sparkdl.cli import result_summary
-    from sparkdl.config import ConfigError
-    from sparkdl.config.args import add_config_arguments, config_from_args
-    from sparkdl.launch import LaunchError
-    from sparkdl.session import build_session, stop_session
-    from sparkdl.train.runner import run_training
+    from sparkdl.commands import job_main
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    spark = build_session(cfg.spark, launch=cfg.launch)
-    try:
-        result = run_training(spark, train=cfg.train, launch=cfg.launch)
-    except ValueError as exc:
-        print(f"bad input: {exc}", file=sys.stderr)
-        return 2
-    except LaunchError as exc:
-        print(f"training failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        stop_session(spark)
-    print(result_summary(result))
-    return 0
+    return job_main("train", argv, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -7,24 +7,28 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import yaml
 
 import sparkdl
+from sparkdl.commands import (
+    COMMANDS,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_command_arguments,
+    run_command,
+)
 from sparkdl.config import ConfigError, to_dict
 from sparkdl.config.args import add_config_arguments, config_from_args
 from sparkdl.logs import configure_logging
 
 if TYPE_CHECKING:
     from sparkdl.launch.smoke import AllreduceReport
-    from sparkdl.train.runner import TrainResult
 
 logger = logging.getLogger("sparkdl.cli")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -50,74 +54,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _allreduce(args: argparse.Namespace) -> AllreduceReport:
     from sparkdl.launch.smoke import run_allreduce_check
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
 
     cfg = config_from_args(args)
     spark = build_session(cfg.spark, launch=cfg.launch)
     try:
         return run_allreduce_check(spark, launch=cfg.launch, check=cfg.allreduce_check)
     finally:
-        spark.stop()
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from sparkdl.data.generate import write_generated
-    from sparkdl.session import build_session, stop_session
-
-    cfg = config_from_args(args)
-    spark = build_session(cfg.spark)
-    try:
-        result = write_generated(spark, cfg=cfg.generate)
-    finally:
         stop_session(spark)
-    print(
-        f"generated {result.rows} {cfg.generate.kind} rows as {result.format} in "
-        f"{result.partitions} partitions at {result.output} ({result.seconds:.1f} s)"
-    )
-    return EXIT_OK
-
-
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    from sparkdl.data.prepare import run_prepare
-    from sparkdl.session import build_session, stop_session
-
-    cfg = config_from_args(args)
-    spark = build_session(cfg.spark)
-    try:
-        result = run_prepare(spark, cfg=cfg.prepare, force=args.force)
-    finally:
-        stop_session(spark)
-    verb = "already published" if result.skipped else "published"
-    print(
-        f"{verb} {result.root} version {result.version}: {result.rows_in} rows in, "
-        f"{result.rows_valid} valid, {result.rows_quarantined} quarantined; splits "
-        f"{result.split_rows} ({result.seconds:.1f} s)"
-    )
-    return EXIT_OK
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from sparkdl.session import build_session, stop_session
-    from sparkdl.train.runner import run_training
-
-    cfg = config_from_args(args)
-    spark = build_session(cfg.spark, launch=cfg.launch)
-    try:
-        result = run_training(spark, train=cfg.train, launch=cfg.launch)
-    finally:
-        stop_session(spark)
-    print(result_summary(result))
-    return EXIT_OK
-
-
-def result_summary(result: TrainResult) -> str:
-    """One line about a finished training run."""
-    test = ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()) or "no test split"
-    return (
-        f"trained {len(result.history)} epochs on {result.workers} Horovod ranks in "
-        f"{result.wall_s:.1f} s ({result.attempts} attempt(s), {result.samples_per_s:,.0f} samples/s); "
-        f"test: {test}; model and metrics.json in {result.output}"
-    )
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -170,32 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(doctor)
     doctor.set_defaults(func=_cmd_doctor)
 
-    generate = sub.add_parser(
-        "generate",
-        help="write synthetic raw data (classification or blobs) from the executors",
-        description="Generate deterministic synthetic raw data as CSV or Parquet (section generate).",
-    )
-    add_config_arguments(generate)
-    generate.set_defaults(func=_cmd_generate)
-
-    prepare = sub.add_parser(
-        "prepare",
-        help="validate, featurize, split and publish raw data as training-ready Parquet",
-        description="Raw CSV/JSON/Parquet to a published dataset version (section prepare).",
-    )
-    add_config_arguments(prepare)
-    prepare.add_argument(
-        "--force", action="store_true", help="rebuild even if this input and config are published"
-    )
-    prepare.set_defaults(func=_cmd_prepare)
-
-    train = sub.add_parser(
-        "train",
-        help="train a Keras model on a prepared dataset with Horovod ranks in a barrier stage",
-        description="Horovod training (sections train and launch), resuming from checkpoints.",
-    )
-    add_config_arguments(train)
-    train.set_defaults(func=_cmd_train)
+    for name in ("generate", "prepare", "train"):
+        command = sub.add_parser(name, help=COMMANDS[name].help, description=COMMANDS[name].help)
+        add_command_arguments(name, command)
+        command.set_defaults(func=partial(run_command, name))
 
     bench = sub.add_parser(
         "bench",

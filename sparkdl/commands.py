@@ -1,0 +1,157 @@
+"""The Spark-backed commands, shared by ``sparkdl <command>`` and the ``jobs/*.py`` entry points.
+
+Each command gets a validated config and a session, and returns its one-line summary and
+whether it succeeded. :func:`run_command` owns what they share: loading the config, building
+and stopping the session, and the exit codes that scheduled pipelines act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sparkdl.config import ConfigError
+from sparkdl.config.args import add_config_arguments, config_from_args
+from sparkdl.config.schema import SparkdlConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+Outcome = tuple[str, bool]
+
+
+def _generate(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.data.generate import write_generated
+
+    return write_generated(spark, cfg=cfg.generate).summary(), True
+
+
+def _prepare(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.data.prepare import run_prepare
+
+    r = run_prepare(spark, cfg=cfg.prepare, force=getattr(args, "force", False))
+    verb = "already published" if r.skipped else "published"
+    return (
+        f"{verb} {r.root} version {r.version}: {r.rows_in} rows in, {r.rows_valid} valid, "
+        f"{r.rows_quarantined} quarantined, splits {r.split_rows} ({r.seconds:.1f} s)"
+    ), True
+
+
+def _train(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.train.runner import run_training
+
+    r = run_training(spark, train=cfg.train, launch=cfg.launch)
+    test = ", ".join(f"{k} {v:.4f}" for k, v in r.test.items()) or "no test split"
+    return (
+        f"trained {len(r.history)} epochs on {r.workers} Horovod ranks in {r.wall_s:.1f} s "
+        f"({r.attempts} attempt(s), {r.samples_per_s:,.0f} samples/s); test: {test}; model and "
+        f"metrics.json in {r.output}"
+    ), True
+
+
+def _allreduce(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.launch.smoke import run_allreduce_check
+
+    report = run_allreduce_check(spark, launch=cfg.launch, check=cfg.allreduce_check)
+    return report.format(), report.ok
+
+
+def _add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild even if this input and config are published"
+    )
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Spark-backed command."""
+
+    run: Callable[[SparkSession, SparkdlConfig, argparse.Namespace], Outcome]
+    training: bool
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+COMMANDS: dict[str, Command] = {
+    "generate": Command(
+        _generate, False, "write synthetic raw data (classification or blobs) from the executors"
+    ),
+    "prepare": Command(
+        _prepare,
+        False,
+        "validate, featurize, split and publish raw data as training-ready Parquet",
+        _add_force,
+    ),
+    "train": Command(
+        _train,
+        True,
+        "train a Keras model on a prepared dataset with Horovod ranks in a barrier stage",
+    ),
+    "allreduce-check": Command(
+        _allreduce, True, "all-reduce known tensors on Horovod ranks and verify"
+    ),
+}
+
+
+def add_command_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Add ``--config``/``--set`` and the command's own options to ``parser``."""
+    add_config_arguments(parser)
+    extra = COMMANDS[name].add_arguments
+    if extra is not None:
+        extra(parser)
+
+
+def run_command(name: str, args: argparse.Namespace) -> int:
+    """Load the config, build the session, run command ``name``, print its summary.
+
+    Returns
+    -------
+    int
+        0 success, 1 the command failed (a launch that exhausted its attempts, a check that did
+        not hold), 2 bad input or config (nothing was changed).
+
+    Examples
+    --------
+    >>> run_command("prepare", parsed_args)  # doctest: +SKIP
+    0
+    """
+    from sparkdl.launch import LaunchError
+    from sparkdl.session import build_session, stop_session
+
+    command = COMMANDS[name]
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        print(f"sparkdl {name}: config error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    spark = build_session(cfg.spark, launch=cfg.launch if command.training else None)
+    try:
+        summary, ok = command.run(spark, cfg, args)
+    except ValueError as exc:
+        logger.debug("bad input", exc_info=True)
+        print(f"sparkdl {name}: bad input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except LaunchError as exc:
+        print(f"sparkdl {name}: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        stop_session(spark)
+    print(summary)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def job_main(name: str, argv: Sequence[str] | None, *, description: str) -> int:
+    """Entry point of ``jobs/<name>.py``: parse its arguments and run the command."""
+    parser = argparse.ArgumentParser(description=description)
+    add_command_arguments(name, parser)
+    return run_command(name, parser.parse_args(argv))
