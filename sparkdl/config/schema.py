@@ -89,6 +89,8 @@ class LaunchConfig:
     barrier_sync_timeout_s: int = field(default=600, metadata={"min": 10})
     threads_per_worker: int | None = field(default=None, metadata={"min": 1})
     stall_timeout_s: float = field(default=300.0, metadata={"min": 10.0})
+    # Extra environment for every rank, e.g. Horovod tuning such as HOROVOD_CYCLE_TIME.
+    env: Mapping[str, str] = field(default_factory=_empty)
     verbose: bool = False
 
 

@@ -258,7 +258,10 @@ class BarrierLauncher:
                 return_all=return_all,
                 # Executors do not inherit the driver's environment; TensorFlow's C++ banner
                 # is noise in every rank's log unless the driver asked for it.
-                extra_env={"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
+                extra_env={
+                    "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+                    **dict(cfg.env),
+                },
             )
             sc.setJobGroup(group, f"sparkdl: {_name(fn)} on {n} Horovod ranks", True)
             watcher = StageWatcher(

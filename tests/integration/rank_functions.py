@@ -35,3 +35,8 @@ def exit_on_rank(bad_rank: int, code: int) -> int:
     if rank == bad_rank:
         sys.exit(code)
     return rank
+
+
+def env_value(name: str) -> str | None:
+    """Return one environment variable as the rank's process sees it."""
+    return os.environ.get(name)

@@ -102,3 +102,15 @@ def test_spark_assigned_gpus_become_cuda_visible_devices(tmp_path, repo) -> None
     # This machine's Horovod is the CPU build: preflight must refuse GPU training with the fix.
     assert "built without NCCL" in report["preflight"]
     assert "HOROVOD_GPU_OPERATIONS=NCCL" in report["preflight"]
+
+
+def test_launch_env_reaches_every_rank(spark) -> None:
+    from types import MappingProxyType
+
+    from tests.integration.rank_functions import env_value
+
+    cfg = LaunchConfig(num_workers=2, env=MappingProxyType({"HOROVOD_FUSION_THRESHOLD": "1048576"}))
+    assert (
+        BarrierLauncher(spark, config=cfg).run_all(env_value, "HOROVOD_FUSION_THRESHOLD")
+        == ["1048576"] * 2
+    )
