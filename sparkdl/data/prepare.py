@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from sparkdl.config.data import PrepareConfig
 from sparkdl.config.loader import to_dict
 from sparkdl.data import publish as pub
-from sparkdl.data.dataset import FORMAT, VERSIONS, content_digest
+from sparkdl.data.dataset import FORMAT, VERSIONS
 from sparkdl.data.featurize import FEATURES, LABEL, apply_featurizer, fit_featurizer
-from sparkdl.data.footer import row_group_rows
 from sparkdl.data.fs import HadoopFS
-from sparkdl.data.layout import plan_layout, rank_shares, write_split
+from sparkdl.data.layout import plan_layout, write_split
 from sparkdl.data.sources import CORRUPT, SOURCE_FILE, read_raw
 from sparkdl.data.split import KEY, SPLIT, SPLITS, assign_split
 from sparkdl.data.validate import LABEL_INDEX, REASON, parse_valid, tag_defects
+from sparkdl.data.verify import verify_split
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -269,7 +269,7 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
                     apply_featurizer(rows_of(split), fitted=fitted, keep=keep), path=path, plan=plan
                 )
             with _timed(f"verify {split}", timings):
-                splits[split] = _verify_split(
+                splits[split] = verify_split(
                     spark, fs, path, expected=split_rows[split], workers=cfg.layout.workers
                 )
         fs.delete(staged_path)
@@ -330,40 +330,6 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             ) from exc
         raise
     return _result(root, name, manifest, skipped=False, seconds=time.perf_counter() - start)
-
-
-def _verify_split(
-    spark: SparkSession, fs: HadoopFS, path: str, *, expected: int, workers: int
-) -> dict[str, Any]:
-    """Re-read a written split: rows must match the staged count; record files and row groups."""
-    rows, digest = content_digest(spark.read.parquet(path))
-    if rows != expected:
-        raise RuntimeError(
-            f"verification failed for {path}: wrote {rows} rows, staged {expected}; nothing was "
-            "published (a file system that lost writes?)"
-        )
-    files = []
-    groups: list[int] = []
-    for info in fs.list_files(path):
-        rg = row_group_rows(spark, info.path)
-        files.append(
-            {
-                "name": info.path.rsplit("/", 1)[-1],
-                "rows": sum(rg),
-                "row_groups": rg,
-                "bytes": info.size,
-            }
-        )
-        groups.extend(rg)
-    shares = rank_shares(groups, workers)
-    return {
-        "path": path.rsplit("/", 1)[-1],
-        "rows": rows,
-        "digest": digest,
-        "files": files,
-        "row_groups": len(groups),
-        "rank_rows": shares,
-    }
 
 
 def _failed_input_file(exc: BaseException, files: tuple[Any, ...]) -> str | None:
