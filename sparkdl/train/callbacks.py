@@ -113,8 +113,11 @@ class FaultInjector(tf.keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self.active or self._epoch != self.fault.epoch or batch != self.fault.batch:
+        # With steps_per_execution > 1 only every n-th batch is seen: fire at the first one
+        # at or after the configured batch.
+        if not self.active or self._epoch != self.fault.epoch or batch < self.fault.batch:
             return
+        self.active = False
         where = f"rank {self.fault.rank}, epoch {self._epoch}, batch {batch}, attempt {self.fault.attempt}"
         print(f"sparkdl fault injection: {self.fault.kind} at {where}", flush=True)
         if self.fault.kind == "kill":
