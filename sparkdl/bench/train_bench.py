@@ -145,7 +145,7 @@ def run_train_bench(*, rows: int, epochs: int, batch: int, workdir: Path) -> str
     from sparkdl.data.prepare import run_prepare
     from sparkdl.launch.barrier import BarrierLauncher
     from sparkdl.session import build_session
-    from sparkdl.train.runner import run_training
+    from sparkdl.train.runner import run_training, split_steps
 
     repo = Path(__file__).resolve().parents[2]
     base = load_config(
@@ -184,7 +184,7 @@ def run_train_bench(*, rows: int, epochs: int, batch: int, workdir: Path) -> str
             warmup_epochs=0.0,
         )
         result = run_training(spark, train=train, launch=launch)
-        per_epoch = rows_per_epoch(ds, workers=workers, batch=batch)
+        per_epoch = split_steps(ds, "train", workers=workers, batch=batch) * batch * workers
         rates[name] = _rate(result.history, per_epoch)
         logger.info("%s: %.0f samples/s", name, rates[name])
     model_json = json.dumps(to_dict(base.train.model))
@@ -238,15 +238,6 @@ def run_train_bench(*, rows: int, epochs: int, batch: int, workdir: Path) -> str
         f"loopback TCP {tcp / 1e9:.2f} GB/s; ratio {busbw / tcp:.3f}  (target >= 0.5)",
     ]
     return "\n".join(lines)
-
-
-def rows_per_epoch(ds: Any, *, workers: int, batch: int) -> int:
-    """Samples all ranks together process per epoch (steps x batch x workers)."""
-    from sparkdl.data.layout import rank_shares
-    from sparkdl.train.data import steps_per_epoch
-
-    groups = [rg for f in ds.manifest["splits"]["train"]["files"] for rg in f["row_groups"]]
-    return steps_per_epoch(rank_shares(groups, workers), batch) * batch * workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -99,6 +99,24 @@ class PreparedDataset:
             )
         return f"{self.path}/{self.manifest['splits'][split]['path']}"
 
+    def rank_rows(self, split: str, workers: int) -> list[int]:
+        """Rows each of ``workers`` ranks reads from a split (row groups dealt round-robin).
+
+        Raises
+        ------
+        ValueError
+            When the split has fewer row groups than ranks (some rank would get none).
+        """
+        from sparkdl.data.layout import rank_shares
+
+        groups = [rg for f in self.manifest["splits"][split]["files"] for rg in f["row_groups"]]
+        if len(groups) < workers:
+            raise ValueError(
+                f"split {split!r} of {self.path} has {len(groups)} row groups, fewer than "
+                f"launch.num_workers={workers}; prepare it with prepare.layout.workers={workers}"
+            )
+        return rank_shares(groups, workers)
+
     def rows(self, split: str) -> int:
         """Row count of one split, from the manifest."""
         return int(self.manifest["splits"][split]["rows"])

@@ -21,6 +21,7 @@ import numpy as np
 from pyspark.sql import functions as sf
 
 from sparkdl.config.data import GenerateConfig
+from sparkdl.data.fs import HadoopFS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -81,24 +82,6 @@ def _check(cfg: GenerateConfig) -> None:
         raise ValueError(
             f"generate.seed is {cfg.seed}; use an integer in [0, 2**63), e.g. --set generate.seed=7"
         )
-
-
-def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """Return (Hadoop FileSystem, Path) for any path Spark accepts (file, hdfs, s3a, ...)."""
-    jpath = spark._jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark._jsc.hadoopConfiguration()), jpath
-
-
-def _write_small_file(spark: SparkSession, folder: str, name: str, text: str) -> str:
-    """Write UTF-8 ``text`` to ``folder/name`` through Hadoop's FileSystem; return the path."""
-    fs, parent = _hadoop_path(spark, folder)
-    target = spark._jvm.org.apache.hadoop.fs.Path(parent, name)
-    stream = fs.create(target, True)
-    try:
-        stream.write(bytearray(text.encode("utf-8")))
-    finally:
-        stream.close()
-    return str(target.toString())
 
 
 def _partitions(spark: SparkSession, cfg: GenerateConfig) -> int:
@@ -326,8 +309,8 @@ def write_generated(spark: SparkSession, *, cfg: GenerateConfig) -> GenerateResu
     1000
     """
     started = time.perf_counter()
-    fs, path = _hadoop_path(spark, cfg.output)
-    if not cfg.overwrite and fs.exists(path):
+    fs = HadoopFS(spark)
+    if not cfg.overwrite and fs.exists(cfg.output):
         raise ValueError(
             f"generate.output {cfg.output} already exists and generate.overwrite is false; "
             "remove it, choose another generate.output, or pass --set generate.overwrite=true"
@@ -344,7 +327,8 @@ def write_generated(spark: SparkSession, *, cfg: GenerateConfig) -> GenerateResu
         centers = tuple(tuple(float(v) for v in row) for row in blob_centers(cfg))
         doc: dict[str, Any] = {"seed": cfg.seed, "clusters": cfg.clusters}
         doc.update(dim=cfg.numeric_features, centers=[list(row) for row in centers])
-        written = _write_small_file(spark, cfg.output, CENTERS_FILE, json.dumps(doc) + "\n")
+        written = f"{cfg.output.rstrip('/')}/{CENTERS_FILE}"
+        fs.write_text(written, json.dumps(doc) + "\n")
         logger.info("wrote %d blob centres to %s", cfg.clusters, written)
     seconds = time.perf_counter() - started
     logger.info("wrote %d rows as %s to %s in %.1f s", cfg.rows, cfg.format, cfg.output, seconds)

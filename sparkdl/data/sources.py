@@ -49,7 +49,7 @@ def fingerprint_files(files: tuple[FileInfo, ...]) -> str:
     Examples
     --------
     >>> fingerprint_files((FileInfo("file:/a.csv", 10, 1),))[:12]
-    '4b1c5e83d8ec'
+    '6e3664258213'
     """
     h = hashlib.sha256()
     for f in files:
@@ -130,10 +130,11 @@ def check_columns(
 
     Examples
     --------
-    >>> check_columns(["id", "x0"], columns=ColumnsConfig(numeric=("x0", "x1")), where="a.csv")
+    >>> cols = ColumnsConfig(numeric=("x0", "x1"))
+    >>> check_columns(["id", "x0"], columns=cols, where="a.csv")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: input columns in a.csv do not match prepare.columns: missing ['label', 'x1'] ...
+    ValueError: input columns in a.csv do not match prepare.columns: missing ['label', 'x1'], unexpected ['id']. Expected...
     """
     declared = list(columns.declared)
     missing = [c for c in declared if c not in actual]

@@ -18,7 +18,6 @@ from sparkdl.config.loader import to_dict
 from sparkdl.config.schema import LaunchConfig
 from sparkdl.config.train import TrainConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
-from sparkdl.data.layout import rank_shares
 from sparkdl.data.publish import config_hash
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
 from sparkdl.launch.preflight import preflight
@@ -50,16 +49,17 @@ class TrainResult:
     weight_digests: list[str]
 
 
-def _split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) -> int:
+def split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) -> int:
+    """Steps every rank runs per epoch on ``split`` (0 when the dataset has no such split).
+
+    Examples
+    --------
+    >>> split_steps(ds, "train", workers=2, batch=256)  # doctest: +SKIP
+    312
+    """
     if split not in ds.manifest["splits"]:
         return 0
-    groups = [rg for f in ds.manifest["splits"][split]["files"] for rg in f["row_groups"]]
-    if len(groups) < workers:
-        raise ValueError(
-            f"split {split!r} of {ds.path} has {len(groups)} row groups, fewer than "
-            f"launch.num_workers={workers}; prepare it with prepare.layout.workers={workers}"
-        )
-    return steps_per_epoch(rank_shares(groups, workers), batch)
+    return steps_per_epoch(ds.rank_rows(split, workers), batch)
 
 
 def _check_run_identity(out: Path, identity: dict[str, Any]) -> None:
@@ -147,9 +147,9 @@ def run_training(
         test_url=petastorm_url(ds.split_path("test")) if "test" in ds.manifest["splits"] else None,
         input_dim=ds.feature_dim,
         num_classes=len(ds.manifest["label_values"]) if classification else 1,
-        steps_per_epoch=_split_steps(ds, "train", workers=workers, batch=train.batch_size),
-        validation_steps=_split_steps(ds, "validation", workers=workers, batch=train.batch_size),
-        test_steps=_split_steps(ds, "test", workers=workers, batch=train.batch_size),
+        steps_per_epoch=split_steps(ds, "train", workers=workers, batch=train.batch_size),
+        validation_steps=split_steps(ds, "validation", workers=workers, batch=train.batch_size),
+        test_steps=split_steps(ds, "test", workers=workers, batch=train.batch_size),
         checkpoint_dir=str(out / "checkpoints"),
         export_dir=str(out / "model"),
         tensorboard_dir=str(out / "tensorboard"),
