@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 
@@ -39,6 +40,66 @@ def steps_per_epoch(rank_rows: Sequence[int], batch_size: int) -> int:
     return max(1, min(rank_rows) // batch_size)
 
 
+def rebatch(
+    chunks: Iterable[tuple[Any, Any]],
+    *,
+    batch_size: int,
+    shuffle_buffer: int,
+    seed: int,
+    training: bool,
+) -> Iterator[tuple[Any, Any]]:
+    """Cut row-group-sized ``(features, labels)`` chunks into full batches, in numpy.
+
+    In training, rows are shuffled across a buffer of at least ``shuffle_buffer`` rows that
+    spans row-group boundaries: whenever the buffer holds ``shuffle_buffer + batch_size`` rows
+    it is permuted, full batches are emitted and half the buffer is kept to mix with the next
+    chunk. Batching and shuffling whole arrays costs a few microseconds per batch, where a
+    per-row ``tf.data`` pipeline (unbatch, shuffle, batch) costs microseconds per row and
+    competes with the training step for the CPU. A remainder smaller than a batch at the end
+    of a finite input is dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chunks = [(np.arange(10.0).reshape(5, 2), np.arange(5)), (np.zeros((4, 2)), np.arange(4))]
+    >>> [y.tolist() for _, y in rebatch(chunks, batch_size=3, shuffle_buffer=0, seed=1,
+    ...                                 training=False)]
+    [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
+    >>> out = list(rebatch(chunks, batch_size=3, shuffle_buffer=4, seed=1, training=True))
+    >>> sorted(int(v) for _, y in out for v in y) == sorted([0, 1, 2, 3, 4, 0, 1, 2, 3])
+    True
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    keep = shuffle_buffer // 2 if training else 0
+    threshold = (shuffle_buffer if training else 0) + batch_size
+    xs: list[Any] = []
+    ys: list[Any] = []
+    rows = 0
+    for x, y in chunks:
+        xs.append(x)
+        ys.append(y)
+        rows += len(y)
+        if rows < threshold:
+            continue
+        bx, by = np.concatenate(xs), np.concatenate(ys)
+        if training:
+            order = rng.permutation(rows)
+            bx, by = bx[order], by[order]
+        emit = (rows - keep) // batch_size * batch_size
+        for i in range(0, emit, batch_size):
+            yield bx[i : i + batch_size], by[i : i + batch_size]
+        xs, ys, rows = [bx[emit:]], [by[emit:]], rows - emit
+    if rows >= batch_size:
+        bx, by = np.concatenate(xs), np.concatenate(ys)
+        if training:
+            order = rng.permutation(rows)
+            bx, by = bx[order], by[order]
+        for i in range(0, rows // batch_size * batch_size, batch_size):
+            yield bx[i : i + batch_size], by[i : i + batch_size]
+
+
 @contextlib.contextmanager
 def rank_dataset(
     url: str,
@@ -53,6 +114,9 @@ def rank_dataset(
 ) -> Iterator[Any]:
     """Yield an endless tf.data dataset of ``(features, label)`` batches for one rank's shard.
 
+    petastorm reads the rank's row groups (reshuffled per ``seed`` in training) as numpy
+    chunks; :func:`rebatch` turns them into batches, and tf.data only prefetches them.
+
     Examples
     --------
     >>> with rank_dataset(url, rank=0, size=2, batch_size=64, shuffle_buffer=1000, seed=1,
@@ -61,7 +125,6 @@ def rank_dataset(
     """
     import tensorflow as tf
     from petastorm import make_batch_reader
-    from petastorm.tf_utils import make_petastorm_dataset
 
     with make_batch_reader(
         url,
@@ -74,13 +137,29 @@ def rank_dataset(
         workers_count=reader_workers,
         reader_pool_type="thread",
     ) as reader:
-        ds = make_petastorm_dataset(reader).unbatch()
-        if training and shuffle_buffer:
-            ds = ds.shuffle(shuffle_buffer, seed=seed + rank)
-        ds = ds.batch(batch_size, drop_remainder=True).map(
-            lambda row: (row.features, row.label), num_parallel_calls=tf.data.AUTOTUNE
+        chunks = ((b.features, b.label) for b in reader)
+        first = next(chunks)
+        batches = rebatch(
+            itertools.chain([first], chunks),
+            batch_size=batch_size,
+            shuffle_buffer=shuffle_buffer,
+            seed=seed + rank,
+            training=training,
         )
-        yield ds.prefetch(tf.data.AUTOTUNE)
+        spec = (
+            tf.TensorSpec((None, batch_size, *first[0].shape[1:]), tf.as_dtype(first[0].dtype)),
+            tf.TensorSpec((None, batch_size), tf.as_dtype(first[1].dtype)),
+        )
+        # from_generator costs about half a millisecond per element: hand it stacks of batches.
+        ds = tf.data.Dataset.from_generator(lambda: _stacked(batches), output_signature=spec)
+        yield ds.unbatch().prefetch(tf.data.AUTOTUNE)
+
+
+def _stacked(batches: Iterator[tuple[Any, Any]], group: int = 16) -> Iterator[tuple[Any, Any]]:
+    import numpy as np
+
+    while chunk := list(itertools.islice(batches, group)):
+        yield np.stack([x for x, _ in chunk]), np.stack([y for _, y in chunk])
 
 
 def load_shard(url: str, *, rank: int, size: int, reader_workers: int) -> tuple[Any, Any]:
@@ -110,10 +189,18 @@ def load_shard(url: str, *, rank: int, size: int, reader_workers: int) -> tuple[
 
 
 def memory_dataset(x: Any, y: Any, *, batch_size: int, seed: int, training: bool) -> Any:
-    """An endless tf.data dataset of batches over arrays already in memory."""
+    """An endless tf.data dataset of batches over arrays already in memory.
+
+    Batches are gathered by index from one permutation per ``seed`` (whole batches, not rows,
+    go through tf.data).
+    """
+    import numpy as np
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if training:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    steps = max(1, len(x) // batch_size)
+    order = np.random.default_rng(seed).permutation(len(x)) if training else np.arange(len(x))
+    index = order[: steps * batch_size].reshape(steps, batch_size)
+    xt, yt = tf.constant(x), tf.constant(y)
+    ds = tf.data.Dataset.from_tensor_slices(index).repeat()
+    ds = ds.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)))
+    return ds.prefetch(tf.data.AUTOTUNE)
