@@ -123,6 +123,7 @@ def _barrier_task(
     threads: int | None,
     return_all: bool,
     extra_env: dict[str, str],
+    warm_start: bool = False,
 ) -> Callable[[Iterator[Any]], Iterator[tuple[int, bytes]]]:
     """Build the closure each barrier task runs; it captures only plain values."""
 
@@ -152,7 +153,7 @@ def _barrier_task(
         label = (
             f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
         )
-        result = run_in_child(fn, args=args, env=env, label=label)
+        result = run_in_child(fn, args=args, env=env, label=label, warm_start=warm_start)
         if return_all or slot.rank == 0:
             yield slot.rank, cloudpickle.dumps(result)
 
@@ -256,6 +257,7 @@ class BarrierLauncher:
                 stall_timeout_s=cfg.stall_timeout_s,
                 threads=cfg.threads_per_worker,
                 return_all=return_all,
+                warm_start=cfg.warm_start,
                 # Executors do not inherit the driver's environment; TensorFlow's C++ banner
                 # is noise in every rank's log unless the driver asked for it.
                 extra_env={

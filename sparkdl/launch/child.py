@@ -24,10 +24,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sparkdl.launch import spare
+
 logger = logging.getLogger(__name__)
 
 TAIL_LINES = 100
 _PR_SET_PDEATHSIG = 1
+_watching = False
 
 
 class RankError(RuntimeError):
@@ -42,6 +45,7 @@ def run_in_child(
     label: str,
     timeout_s: float | None = None,
     echo: Callable[[str], None] | None = None,
+    warm_start: bool = False,
 ) -> Any:
     """Run ``fn(*args)`` in a fresh Python process with ``env`` added, and return its result.
 
@@ -59,6 +63,9 @@ def run_in_child(
         Kill the child and fail after this many seconds.
     echo : callable, optional
         Receives each output line (default: write it to this process's stderr).
+    warm_start : bool
+        Use this worker's waiting spare process when its environment matches, and leave a new
+        spare behind for the next run (see :mod:`sparkdl.launch.spare`).
 
     Returns
     -------
@@ -88,43 +95,67 @@ def run_in_child(
             "PYTHONUNBUFFERED": "1",
             "SPARKDL_PARENT_PID": str(os.getpid()),
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sparkdl.launch._entry", str(payload), str(result)],
-            env=child_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        reader = threading.Thread(
-            target=_pump, args=(proc, tail, label, emit), name=f"{label} output", daemon=True
-        )
-        reader.start()
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            reader.join(timeout=5)
-            raise RankError(
-                f"{label} did not finish within {timeout_s:.0f} s and was killed; "
-                f"last output lines:\n" + "\n".join(tail)
-            ) from None
-        except BaseException:
-            # The task is being cancelled (Spark kill, KeyboardInterrupt): take the child along.
-            _kill_group(proc)
-            raise
-        reader.join(timeout=5)
-        if code != 0:
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise RankError(f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail))
-        if not result.exists():
-            raise RankError(
-                f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail)
+        proc = spare.take(child_env) if warm_start else None
+        if proc is not None:
+            spare.hand_over(proc, env=child_env, payload=str(payload), result=str(result))
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sparkdl.launch._entry", str(payload), str(result)],
+                env=child_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                start_new_session=True,
             )
-        return cloudpickle.loads(result.read_bytes())
+        try:
+            value = _supervise(proc, result, label=label, timeout_s=timeout_s, emit=emit)
+        except RankError:
+            if warm_start:  # a retried attempt starts warm too
+                spare.start(child_env)
+            raise
+        if warm_start:
+            spare.start(child_env)
+        return value
+
+
+def _supervise(
+    proc: subprocess.Popen[str],
+    result: Path,
+    *,
+    label: str,
+    timeout_s: float | None,
+    emit: Callable[[str], None],
+) -> Any:
+    """Pump the child's output, wait for it, and return its result or raise RankError."""
+    import cloudpickle
+
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    reader = threading.Thread(
+        target=_pump, args=(proc, tail, label, emit), name=f"{label} output", daemon=True
+    )
+    reader.start()
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        reader.join(timeout=5)
+        raise RankError(
+            f"{label} did not finish within {timeout_s:.0f} s and was killed; "
+            f"last output lines:\n" + "\n".join(tail)
+        ) from None
+    except BaseException:
+        # The task is being cancelled (Spark kill, KeyboardInterrupt): take the child along.
+        _kill_group(proc)
+        raise
+    reader.join(timeout=5)
+    if code != 0:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise RankError(f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail))
+    if not result.exists():
+        raise RankError(f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail))
+    return cloudpickle.loads(result.read_bytes())
 
 
 def _pump(
@@ -150,8 +181,12 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this process exit when the barrier task's process goes away."""
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process exit when the barrier task's process goes away (once per process)."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -172,7 +207,7 @@ def child_main(payload: str, result: str) -> int:
     """Entry point of the child process: load the function, run it, write its result."""
     import cloudpickle
 
-    _die_with_parent(int(os.environ.get("SPARKDL_PARENT_PID", os.getppid())))
+    die_with_parent(int(os.environ.get("SPARKDL_PARENT_PID", os.getppid())))
     fn, args = cloudpickle.loads(Path(payload).read_bytes())
     value = fn(*args)
     tmp = Path(result + ".tmp")
