@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from sparkdl.config.baselines import KMeansConfig, SGDConfig
 from sparkdl.config.data import GenerateConfig, PrepareConfig
 from sparkdl.config.train import TrainConfig
 
@@ -116,3 +117,5 @@ class SparkdlConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sgd: SGDConfig = field(default_factory=SGDConfig)
+    kmeans: KMeansConfig = field(default_factory=KMeansConfig)

@@ -91,6 +91,18 @@ class PreparedDataset:
         """Name of each position of ``features``."""
         return list(self.manifest["features"]["names"])
 
+    @property
+    def task(self) -> str:
+        """``classification`` or ``regression``."""
+        return str(self.manifest["task"])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of label values of a classification task (1 for regression)."""
+        if self.task == "regression":
+            return 1
+        return len(self.manifest["label_values"])
+
     def split_path(self, split: str) -> str:
         """Folder of one split's Parquet files."""
         if split not in self.manifest["splits"]:

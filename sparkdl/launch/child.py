@@ -98,6 +98,7 @@ def run_in_child(
         proc = spare.take(child_env) if warm_start else None
         if proc is not None:
             spare.hand_over(proc, env=child_env, payload=str(payload), result=str(result))
+            emit(f"{label} runs in warm spare process {proc.pid} (launch.warm_start)")
         else:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "sparkdl.launch._entry", str(payload), str(result)],

@@ -128,7 +128,6 @@ def run_training(
         preflight(spark, launch=launch)
     ds = open_dataset(spark, train.dataset)
     workers = launch.num_workers
-    classification = ds.manifest["task"] == "classification"
     out = Path(train.output).resolve()
     identity = {
         "dataset_version": ds.manifest["version"],
@@ -146,7 +145,7 @@ def run_training(
         else None,
         test_url=petastorm_url(ds.split_path("test")) if "test" in ds.manifest["splits"] else None,
         input_dim=ds.feature_dim,
-        num_classes=len(ds.manifest["label_values"]) if classification else 1,
+        num_classes=ds.num_classes,
         steps_per_epoch=split_steps(ds, "train", workers=workers, batch=train.batch_size),
         validation_steps=split_steps(ds, "validation", workers=workers, batch=train.batch_size),
         test_steps=split_steps(ds, "test", workers=workers, batch=train.batch_size),

@@ -1,0 +1,1 @@
+"""MapReduce-style baselines on prepared data: ParallelSGD and distributed k-means."""

@@ -1,0 +1,196 @@
+"""Numpy kernels of k-means: assignment, partial sums, k-means|| sampling, k-means++.
+
+Distances use the matrix-product form ``|x|^2 - 2 x.c + |c|^2`` (one BLAS call per block).
+Everything here is pure numpy and runs inside Spark tasks or on the driver on model-sized data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def sq_distances(x: Any, centers: Any) -> Any:
+    """Squared Euclidean distances ``[n, k]`` between rows of ``x`` and ``centers``.
+
+    Examples
+    --------
+    >>> sq_distances(np.array([[0.0, 0.0], [3.0, 4.0]]), np.array([[0.0, 0.0]])).ravel().tolist()
+    [0.0, 25.0]
+    """
+    x_sq = np.einsum("ij,ij->i", x, x)
+    c_sq = np.einsum("ij,ij->i", centers, centers)
+    d = x_sq[:, None] - 2.0 * (x @ centers.T) + c_sq[None, :]
+    return np.maximum(d, 0.0)
+
+
+def assign(x: Any, centers: Any) -> tuple[Any, Any]:
+    """Nearest centre of each row and its squared distance, computed in ``x``'s precision.
+
+    ``|x|^2`` does not change which centre is nearest, so the argmin runs on
+    ``|c|^2 - 2 x.c`` (one matrix product and one broadcast add) and ``|x|^2`` is added to the
+    minima only.
+
+    Examples
+    --------
+    >>> idx, dist = assign(np.array([[0.0], [4.0]]), np.array([[1.0], [5.0]]))
+    >>> idx.tolist(), dist.tolist()
+    ([0, 1], [1.0, 1.0])
+    """
+    c = centers.astype(x.dtype)
+    s = x @ (-2.0 * c.T).astype(x.dtype)
+    s += np.einsum("ij,ij->i", c, c)
+    idx = s.argmin(axis=1)
+    best = s.ravel()[np.arange(len(idx)) * len(c) + idx]
+    best += np.einsum("ij,ij->i", x, x)
+    return idx, np.maximum(best, 0.0)
+
+
+def lloyd_sums(x: Any, centers: Any, *, far: int) -> dict[str, Any]:
+    """Map side of one Lloyd iteration on one block.
+
+    Returns the per-centre coordinate sums and counts, the block's cost, and its ``far``
+    points farthest from their centre (candidates to re-seed empty clusters).
+
+    Examples
+    --------
+    >>> out = lloyd_sums(np.array([[0.0], [1.0], [10.0]]), np.array([[0.0], [9.0]]), far=1)
+    >>> out["sums"].ravel().tolist(), out["counts"].tolist(), out["cost"]
+    ([1.0, 10.0], [2, 1], 2.0)
+    """
+    import scipy.sparse
+
+    k = len(centers)
+    idx, dist = assign(x, centers)
+    # sums[j] = sum of the rows assigned to j: a sparse [k, n] one-hot times x.
+    onehot = scipy.sparse.csr_matrix(
+        (np.ones(len(idx), dtype=x.dtype), (idx, np.arange(len(idx)))), shape=(k, len(idx))
+    )
+    sums = np.asarray(onehot @ x, dtype=np.float64)
+    counts = np.bincount(idx, minlength=k)
+    top = (
+        np.argpartition(dist, len(dist) - far)[-far:]
+        if 0 < far < len(dist)
+        else np.arange(len(dist) if far else 0)
+    )
+    return {
+        "sums": sums,
+        "counts": counts,
+        "cost": float(dist.sum(dtype=np.float64)),
+        "far_points": x[top].astype(np.float64),
+        "far_dist": dist[top].astype(np.float64),
+    }
+
+
+def merge_sums(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Reduce side: combine two partial results (keeps the farthest points of both)."""
+    far = max(len(a["far_dist"]), len(b["far_dist"]))
+    dist = np.concatenate([a["far_dist"], b["far_dist"]])
+    points = np.concatenate([a["far_points"], b["far_points"]])
+    top = np.argsort(dist)[-far:] if far else np.array([], dtype=np.int64)
+    return {
+        "sums": a["sums"] + b["sums"],
+        "counts": a["counts"] + b["counts"],
+        "cost": a["cost"] + b["cost"],
+        "far_points": points[top],
+        "far_dist": dist[top],
+    }
+
+
+def update_centers(centers: Any, total: dict[str, Any]) -> tuple[Any, int]:
+    """New centres from reduced sums; an empty cluster takes the farthest unused point.
+
+    Returns the new centres and how many clusters were empty.
+    """
+    counts = total["counts"]
+    new = centers.astype(np.float64).copy()
+    filled = counts > 0
+    new[filled] = total["sums"][filled] / counts[filled, None]
+    empty = np.flatnonzero(~filled)
+    order = np.argsort(total["far_dist"])[::-1]
+    for j, c in zip(empty, order, strict=False):
+        new[j] = total["far_points"][c]
+    return new, len(empty)
+
+
+def kmeans_pp(points: Any, weights: Any, k: int, rng: np.random.Generator) -> Any:
+    """Weighted k-means++ seeding on (few) candidate points; returns ``k`` centres.
+
+    Examples
+    --------
+    >>> pts = np.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> c = kmeans_pp(pts, np.ones(4), 2, np.random.default_rng(0))
+    >>> sorted(round(float(v)) for v in c.ravel())
+    [0, 10]
+    """
+    n = len(points)
+    if n <= k:
+        extra = rng.choice(n, size=k - n, replace=True) if k > n else np.array([], dtype=int)
+        return np.concatenate([points, points[extra]]).astype(np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    first = rng.choice(n, p=w / w.sum())
+    centers = [points[first]]
+    best = sq_distances(points, points[first : first + 1])[:, 0]
+    for _ in range(1, k):
+        p = w * best
+        total = p.sum()
+        nxt = rng.choice(n, p=p / total) if total > 0 else rng.choice(n)
+        centers.append(points[nxt])
+        best = np.minimum(best, sq_distances(points, points[nxt : nxt + 1])[:, 0])
+    return np.asarray(centers, dtype=np.float64)
+
+
+def contingency(pred: Any, labels: Any, k: int, classes: int) -> Any:
+    """Counts of (cluster, label) pairs, ``[k, classes]``."""
+    return np.bincount(pred * classes + labels, minlength=k * classes).reshape(k, classes)
+
+
+def _comb2(n: Any) -> Any:
+    return n * (n - 1) / 2.0
+
+
+def adjusted_rand_index(table: Any) -> float:
+    """ARI from a contingency table (Hubert and Arabie 1985).
+
+    Examples
+    --------
+    >>> adjusted_rand_index(np.array([[2, 0], [0, 2]]))
+    1.0
+    """
+    t = np.asarray(table, dtype=np.float64)
+    n = t.sum()
+    index = _comb2(t).sum()
+    a, b = _comb2(t.sum(axis=1)).sum(), _comb2(t.sum(axis=0)).sum()
+    expected = a * b / _comb2(n) if n > 1 else 0.0
+    top = (a + b) / 2.0
+    if top == expected:
+        return 1.0
+    return float((index - expected) / (top - expected))
+
+
+def normalized_mutual_info(table: Any) -> float:
+    """NMI with arithmetic-mean normalisation (scikit-learn's default) from a contingency table.
+
+    Examples
+    --------
+    >>> round(normalized_mutual_info(np.array([[2, 0], [0, 2]])), 6)
+    1.0
+    """
+    t = np.asarray(table, dtype=np.float64)
+    n = t.sum()
+    pi, pj = t.sum(axis=1) / n, t.sum(axis=0) / n
+    nz = t > 0
+    pij = t[nz] / n
+    outer = np.outer(pi, pj)[nz]
+    mi = float(np.sum(pij * np.log(pij / outer)))
+
+    def entropy(p: Any) -> float:
+        p = p[p > 0]
+        return float(-np.sum(p * np.log(p)))
+
+    hi, hj = entropy(pi), entropy(pj)
+    if hi == 0.0 and hj == 0.0:
+        return 1.0
+    denom = (hi + hj) / 2.0
+    return max(mi, 0.0) / denom if denom > 0 else 0.0

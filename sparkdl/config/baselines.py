@@ -1,0 +1,65 @@
+"""Config sections ``sgd`` and ``kmeans``: the MapReduce-style baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class BlockFaultConfig:
+    """Fail one task once, for tests and rehearsals of Spark's task retry; inert by default.
+
+    The task of ``partition`` raises on its first attempt at ``iteration`` (an SGD epoch or a
+    k-means Lloyd iteration, 0-based). Spark must allow a retry: ``local[N,F]`` with F >= 2 or
+    ``spark.task.maxFailures`` >= 2 on a cluster.
+    """
+
+    partition: int = field(default=-1, metadata={"min": -1})
+    iteration: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """ParallelSGD (Zinkevich et al. 2010) on a prepared dataset.
+
+    ``oneshot`` runs every epoch on each partition independently and averages once at the
+    end; ``mixing`` (iterative parameter mixing) averages after every epoch and starts the next
+    epoch from the average. ``model: auto`` picks logistic (2 classes), softmax (more) or linear
+    (a regression task) from the dataset's manifest.
+    """
+
+    dataset: str = "data/prepared/classification"
+    output: str = "runs/sgd"
+    model: Literal["auto", "logistic", "softmax", "linear"] = "auto"
+    mode: Literal["oneshot", "mixing"] = "mixing"
+    partitions: int = field(default=4, metadata={"min": 1})
+    epochs: int = field(default=5, metadata={"min": 1})
+    batch_size: int = field(default=64, metadata={"min": 1})
+    learning_rate: float = field(default=0.1, metadata={"min": 0.0})
+    # learning rate of epoch e: learning_rate * lr_decay ** e
+    lr_decay: float = field(default=0.7, metadata={"min": 0.0, "max": 1.0})
+    l2: float = field(default=1e-5, metadata={"min": 0.0})
+    seed: int = 42
+    compare: bool = False
+    fault: BlockFaultConfig = field(default_factory=BlockFaultConfig)
+
+
+@dataclass(frozen=True)
+class KMeansConfig:
+    """Distributed k-means (Lloyd) with k-means|| initialisation on a prepared dataset."""
+
+    dataset: str = "data/prepared/blobs"
+    output: str = "runs/kmeans"
+    split: Literal["train", "validation", "test"] = "train"
+    k: int = field(default=8, metadata={"min": 1})
+    max_iter: int = field(default=50, metadata={"min": 1})
+    # stop when no centre moves more than tol (Euclidean distance), like MLlib's epsilon
+    tol: float = field(default=1e-4, metadata={"min": 0.0})
+    init_rounds: int = field(default=2, metadata={"min": 1})
+    # candidates sampled per k-means|| round, as a multiple of k (Bahmani et al.'s l = 2k)
+    oversampling: float = field(default=2.0, metadata={"min": 0.1})
+    partitions: int = field(default=4, metadata={"min": 1})
+    seed: int = 42
+    compare: bool = False
+    fault: BlockFaultConfig = field(default_factory=BlockFaultConfig)
