@@ -67,6 +67,8 @@ def _allreduce(args: argparse.Namespace) -> AllreduceReport:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "prepare":
         from sparkdl.bench.prepare_bench import main as bench_main
+    elif args.bench == "baselines":
+        from sparkdl.bench.baselines_bench import main as bench_main
     else:
         from sparkdl.bench.train_bench import main as bench_main
     print(bench_main(args))
@@ -114,14 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(doctor)
     doctor.set_defaults(func=_cmd_doctor)
 
-    for name in ("generate", "prepare", "train"):
+    for name in ("generate", "prepare", "train", "sgd", "kmeans"):
         command = sub.add_parser(name, help=COMMANDS[name].help, description=COMMANDS[name].help)
         add_command_arguments(name, command)
         command.set_defaults(func=partial(run_command, name))
 
     bench = sub.add_parser(
         "bench",
-        help="benchmarks that print measured ratios (prepare)",
+        help="benchmarks that print measured ratios (prepare, train, baselines)",
         description="Run a benchmark; each prints its measurements and ratios side by side.",
     )
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -138,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         bench_sub.add_parser(
             "train",
             help="Horovod throughput vs Keras, scaling, Parquet vs memory, launch, all-reduce",
+        )
+    )
+    from sparkdl.bench.baselines_bench import add_arguments as add_baselines_bench
+
+    add_baselines_bench(
+        bench_sub.add_parser(
+            "baselines",
+            help="ParallelSGD time to MLlib's accuracy, k-means per iteration vs MLlib/sklearn",
         )
     )
     bench.set_defaults(func=_cmd_bench)

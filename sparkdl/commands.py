@@ -66,6 +66,49 @@ def _allreduce(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace
     return report.format(), report.ok
 
 
+def _sgd(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.baselines.sgd import run_parallel_sgd
+
+    r = run_parallel_sgd(spark, cfg=cfg.sgd)
+    test = ", ".join(f"{k} {v:.4f}" for k, v in r.test.items()) or "no test split"
+    summary = (
+        f"ParallelSGD {r.kind} ({cfg.sgd.mode}, {cfg.sgd.partitions} partitions, "
+        f"{cfg.sgd.epochs} epochs) on {r.rows} rows in {r.wall_s:.1f} s; test: {test}; "
+        f"model and metrics.json in {r.output}"
+    )
+    if cfg.sgd.compare or getattr(args, "compare", False):
+        from sparkdl.baselines.compare import compare_sgd
+
+        summary += f"; comparison in {compare_sgd(spark, cfg=cfg.sgd, result=r)}"
+    return summary, True
+
+
+def _kmeans(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.baselines.kmeans import run_kmeans
+
+    r = run_kmeans(spark, cfg=cfg.kmeans)
+    scores = ", ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
+    summary = (
+        f"k-means k={cfg.kmeans.k} on {r.rows} rows: {r.iterations} iterations "
+        f"({'converged' if r.converged else 'max_iter reached'}), {scores}, "
+        f"{r.iterations_s / max(r.iterations, 1):.3f} s per iteration; model and metrics.json in "
+        f"{r.output}"
+    )
+    if cfg.kmeans.compare or getattr(args, "compare", False):
+        from sparkdl.baselines.compare import compare_kmeans
+
+        summary += f"; comparison in {compare_kmeans(spark, cfg=cfg.kmeans, result=r)}"
+    return summary, True
+
+
+def _add_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run Spark MLlib and scikit-learn on the same data and write compare.md",
+    )
+
+
 def _add_force(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="rebuild even if this input and config are published"
@@ -96,6 +139,18 @@ COMMANDS: dict[str, Command] = {
         _train,
         True,
         "train a Keras model on a prepared dataset with Horovod ranks in a barrier stage",
+    ),
+    "sgd": Command(
+        _sgd,
+        False,
+        "ParallelSGD baseline: per-partition numpy SGD, weights averaged on the driver",
+        _add_compare,
+    ),
+    "kmeans": Command(
+        _kmeans,
+        False,
+        "distributed k-means (k-means|| init, Lloyd with tree reduction) baseline",
+        _add_compare,
     ),
     "allreduce-check": Command(
         _allreduce, True, "all-reduce known tensors on Horovod ranks and verify"

@@ -88,11 +88,26 @@ def read_slices(slices: Sequence[Slice], *, dim: int, label_dtype: str) -> tuple
 
 
 @dataclass(frozen=True)
-class Blocks:
-    """A cached RDD of ``(partition, features, labels)`` blocks of one split."""
+class Block:
+    """One partition's rows: the main split, and slices of held-out splits riding along.
 
-    rdd: RDD[tuple[int, Any, Any]]
+    Held-out rows travel with the training rows of the same partition so that one Spark job
+    can evaluate the current model and train the next epoch.
+    """
+
+    part: int
+    x: Any
+    y: Any
+    held_out: dict[str, tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A cached RDD of :class:`Block`, one per partition."""
+
+    rdd: RDD[Block]
     rows: int
+    held_out_rows: dict[str, int]
     dim: int
     partitions: int
 
@@ -102,36 +117,63 @@ class Blocks:
 
 
 def load_blocks(
-    spark: SparkSession, dataset: PreparedDataset, split: str, *, partitions: int
+    spark: SparkSession,
+    dataset: PreparedDataset,
+    split: str,
+    *,
+    partitions: int,
+    held_out: Sequence[str] = (),
 ) -> Blocks:
-    """Load one split of a prepared dataset as ``partitions`` cached numpy blocks.
+    """Plan one split (and optional held-out splits) of a prepared dataset as ``partitions``
+    numpy blocks, read on the executors and cached at first use.
+
+    No Spark job runs here: row counts come from the manifest.
 
     Examples
     --------
     >>> blocks = load_blocks(spark, open_dataset(spark, "data/prepared/x"), "train",
-    ...                      partitions=4)  # doctest: +SKIP
-    >>> blocks.rows  # doctest: +SKIP
-    160000
+    ...                      partitions=4, held_out=["test"])  # doctest: +SKIP
+    >>> blocks.rows, blocks.held_out_rows  # doctest: +SKIP
+    (160000, {'test': 20000})
     """
     from pyspark import StorageLevel
 
-    base = dataset.split_path(split)
-    files = [
-        (f"{base}/{f['name']}", int(f["rows"])) for f in dataset.manifest["splits"][split]["files"]
-    ]
-    plan = plan_slices(files, partitions)
+    def files(name: str) -> list[tuple[str, int]]:
+        base = dataset.split_path(name)
+        return [
+            (f"{base}/{f['name']}", int(f["rows"]))
+            for f in dataset.manifest["splits"][name]["files"]
+        ]
+
+    main = plan_slices(files(split), partitions)
+    extra = {name: _plan_some(files(name), partitions) for name in held_out}
     dim = dataset.feature_dim
     label_dtype = "float64" if dataset.task == "regression" else "int64"
+    tasks = [(p, main[p], {n: plan[p] for n, plan in extra.items()}) for p in range(partitions)]
 
-    def load(index: int, it: Any) -> Any:
-        for slices in it:
+    def load(it: Any) -> Any:
+        for part, slices, others in it:
             x, y = read_slices(slices, dim=dim, label_dtype=label_dtype)
-            yield index, x, y
+            rest = {
+                n: read_slices(s, dim=dim, label_dtype=label_dtype) for n, s in others.items() if s
+            }
+            yield Block(part, x, y, rest)
 
-    rdd = spark.sparkContext.parallelize(plan, partitions).mapPartitionsWithIndex(load)
+    rdd = spark.sparkContext.parallelize(tasks, partitions).mapPartitions(load)
     rdd = rdd.setName(f"sparkdl blocks {dataset.path} {split}").persist(StorageLevel.MEMORY_ONLY)
-    rows = rdd.map(lambda b: len(b[2])).sum()
-    logger.info(
-        "loaded %d rows of %s/%s into %d cached blocks", rows, dataset.path, split, partitions
+    return Blocks(
+        rdd=rdd,
+        rows=sum(rows for _, rows in files(split)),
+        held_out_rows={n: sum(r for _, r in files(n)) for n in held_out},
+        dim=dim,
+        partitions=partitions,
     )
-    return Blocks(rdd=rdd, rows=int(rows), dim=dim, partitions=partitions)
+
+
+def _plan_some(files: list[tuple[str, int]], partitions: int) -> list[list[Slice]]:
+    """Like :func:`plan_slices`, but a split smaller than ``partitions`` leaves some empty."""
+    total = sum(rows for _, rows in files)
+    if total >= partitions:
+        return plan_slices(files, partitions)
+    plan = plan_slices(files, total) if total else []
+    return plan + [[] for _ in range(partitions - len(plan))]

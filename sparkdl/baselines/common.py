@@ -1,0 +1,60 @@
+"""What the baselines share: fault injection in tasks, tree reduction, and result files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sparkdl.config.baselines import BlockFaultConfig
+
+logger = logging.getLogger(__name__)
+
+
+def maybe_fail(fault: BlockFaultConfig, *, partition: int, iteration: int) -> None:
+    """Raise in the configured task on its first attempt (see :class:`BlockFaultConfig`)."""
+    if fault.partition != partition or fault.iteration != iteration:
+        return
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is not None and ctx.attemptNumber() == 0:
+        raise RuntimeError(
+            f"injected fault: partition {partition} at iteration {iteration} (attempt 0); "
+            "set fault.partition=-1 to turn it off"
+        )
+
+
+def tree_depth(partitions: int) -> int:
+    """treeReduce depth: 2 levels once there are more partitions than a driver should merge.
+
+    Examples
+    --------
+    >>> tree_depth(4), tree_depth(64)
+    (1, 2)
+    """
+    return 1 if partitions <= 16 else 2
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (a temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=float)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """Write numpy arrays atomically as one ``.npz`` file."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)

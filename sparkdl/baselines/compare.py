@@ -1,0 +1,298 @@
+"""``--compare``: Spark MLlib and scikit-learn on the same prepared data, side by side.
+
+MLlib reads the split through Spark (``ml.classification.LogisticRegression``,
+``ml.clustering.KMeans`` with k-means||, and the RDD-based ``mllib.clustering.KMeans`` started
+from our initial centres, the only MLlib k-means that accepts given centres). scikit-learn
+needs the data in one process: the comparison reads the split's Parquet files into the driver
+with pyarrow, which is the point of that baseline, so keep ``--compare`` to data that fits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sparkdl.baselines.blocks import Slice, read_slices
+from sparkdl.baselines.common import write_json
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from sparkdl.data.dataset import PreparedDataset
+
+logger = logging.getLogger(__name__)
+
+
+def local_split(dataset: PreparedDataset, split: str) -> tuple[Any, Any]:
+    """Read a whole split into ``(features, labels)`` numpy arrays on the driver."""
+    base = dataset.split_path(split)
+    files = dataset.manifest["splits"][split]["files"]
+    slices = [Slice(f"{base}/{f['name']}", 0, int(f["rows"])) for f in files]
+    label_dtype = "float64" if dataset.task == "regression" else "int64"
+    return read_slices(slices, dim=dataset.feature_dim, label_dtype=label_dtype)
+
+
+def vectors(spark: SparkSession, dataset: PreparedDataset, split: str) -> DataFrame:
+    """A split as MLlib wants it: ``features`` as a Vector, ``label`` as a double."""
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    df = dataset.read(spark, split)
+    return df.select(
+        array_to_vector("features").alias("features"), F.col("label").cast("double").alias("label")
+    )
+
+
+def mllib_logistic(
+    spark: SparkSession, dataset: PreparedDataset, *, l2: float, max_iter: int = 100
+) -> dict[str, float]:
+    """Fit MLlib's LogisticRegression on train; accuracy and log loss on test."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+
+    start = time.perf_counter()
+    model = LogisticRegression(maxIter=max_iter, regParam=l2, elasticNetParam=0.0).fit(
+        vectors(spark, dataset, "train")
+    )
+    fit_s = time.perf_counter() - start
+    pred = model.transform(vectors(spark, dataset, "test")).cache()
+    ev = MulticlassClassificationEvaluator(labelCol="label")
+    out = {
+        "accuracy": ev.evaluate(pred, {ev.metricName: "accuracy"}),
+        "log_loss": ev.evaluate(pred, {ev.metricName: "logLoss"}),
+        "wall_s": fit_s,
+        "iterations": float(model.summary.totalIterations),
+    }
+    pred.unpersist()
+    return out
+
+
+def sklearn_logistic(dataset: PreparedDataset, *, l2: float) -> dict[str, float]:
+    """Fit scikit-learn's LogisticRegression (lbfgs) with the same L2 strength."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, log_loss
+
+    x, y = local_split(dataset, "train")
+    xt, yt = local_split(dataset, "test")
+    start = time.perf_counter()
+    # MLlib and ParallelSGD minimise mean loss + l2/2 |w|^2; sklearn sums the loss: C = 1/(n l2).
+    c = 1.0 / (len(y) * l2) if l2 > 0 else 1e12
+    model = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+    wall = time.perf_counter() - start
+    return {
+        "accuracy": float(accuracy_score(yt, model.predict(xt))),
+        "log_loss": float(log_loss(yt, model.predict_proba(xt), labels=model.classes_)),
+        "wall_s": wall,
+    }
+
+
+def mllib_kmeans_same_init(
+    spark: SparkSession,
+    dataset: PreparedDataset,
+    split: str,
+    *,
+    init: Any,
+    max_iter: int,
+    tol: float,
+) -> dict[str, float]:
+    """RDD-based MLlib k-means started from ``init``; cost over the split."""
+    from pyspark.mllib.clustering import KMeans, KMeansModel
+
+    rdd = (
+        dataset.read(spark, split)
+        .select("features")
+        .rdd.map(lambda r: np.asarray(r[0], dtype=np.float64))
+    )
+    rdd.cache().count()
+    start = time.perf_counter()
+    model = KMeans.train(
+        rdd,
+        len(init),
+        maxIterations=max_iter,
+        epsilon=tol,
+        initialModel=KMeansModel([np.asarray(c) for c in init]),
+    )
+    wall = time.perf_counter() - start
+    cost = float(model.computeCost(rdd))
+    rdd.unpersist()
+    return {"cost": cost, "wall_s": wall}
+
+
+def mllib_kmeans(
+    spark: SparkSession,
+    dataset: PreparedDataset,
+    split: str,
+    *,
+    k: int,
+    seed: int,
+    max_iter: int,
+    tol: float,
+) -> dict[str, float]:
+    """DataFrame MLlib KMeans (k-means|| init, same seed); cost, iterations and wall time."""
+    from pyspark.ml.clustering import KMeans
+
+    df = vectors(spark, dataset, split).select("features").cache()
+    df.count()
+    start = time.perf_counter()
+    model = KMeans(k=k, seed=seed, maxIter=max_iter, tol=tol).fit(df)
+    wall = time.perf_counter() - start
+    out = {
+        "cost": float(model.summary.trainingCost),
+        "iterations": float(model.summary.numIter),
+        "wall_s": wall,
+    }
+    df.unpersist()
+    return out
+
+
+def mllib_kmeans_iteration_s(
+    spark: SparkSession,
+    dataset: PreparedDataset,
+    split: str,
+    *,
+    k: int,
+    seed: int,
+    iterations: tuple[int, int] = (3, 13),
+) -> float:
+    """Seconds per Lloyd iteration of MLlib KMeans: the difference of two fits with tol=0 and
+    different ``maxIter`` (same seed and random init), so set-up and init cancel out."""
+    from pyspark.ml.clustering import KMeans
+
+    df = vectors(spark, dataset, split).select("features").cache()
+    df.count()
+    times = []
+    for n in iterations:
+        start = time.perf_counter()
+        KMeans(k=k, seed=seed, maxIter=n, tol=0.0, initMode="random").fit(df)
+        times.append(time.perf_counter() - start)
+    df.unpersist()
+    return (times[1] - times[0]) / (iterations[1] - iterations[0])
+
+
+def sklearn_kmeans(
+    dataset: PreparedDataset, split: str, *, init: Any, max_iter: int, tol: float, threads: int
+) -> dict[str, float]:
+    """scikit-learn KMeans (Lloyd) from ``init`` on ``threads`` cores."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    x, _ = local_split(dataset, split)
+    with threadpool_limits(limits=threads):
+        start = time.perf_counter()
+        model = KMeans(
+            n_clusters=len(init),
+            init=np.asarray(init),
+            n_init=1,
+            max_iter=max_iter,
+            tol=tol,
+            algorithm="lloyd",
+        ).fit(x)
+        wall = time.perf_counter() - start
+    return {
+        "cost": float(model.inertia_),
+        "iterations": float(model.n_iter_),
+        "wall_s": wall,
+        "seconds_per_iteration": wall / max(model.n_iter_, 1),
+    }
+
+
+def write_comparison(
+    out: str | Path, *, title: str, columns: list[str], rows: list[dict[str, Any]]
+) -> Path:
+    """Write ``compare.json`` and a Markdown table ``compare.md``; return the table's path."""
+    from sparkdl.bench.measure import format_table
+
+    out = Path(out)
+    write_json(out / "compare.json", {"title": title, "rows": rows})
+    body = [[r.get(c, "") for c in columns] for r in rows]
+    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in body:
+        lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    logger.info("comparison:\n%s", format_table(columns, body))
+    return out / "compare.md"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
+        return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.6g}"
+    return str(v)
+
+
+def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
+    """ParallelSGD's result next to MLlib's and scikit-learn's logistic regression."""
+    from sparkdl.data.dataset import open_dataset
+
+    ds = open_dataset(spark, cfg.dataset)
+    if result.kind == "linear":
+        raise ValueError("--compare covers classification (logistic/softmax) only for sgd")
+    rows = [
+        {
+            "method": f"ParallelSGD {cfg.mode} ({cfg.partitions} partitions, {cfg.epochs} epochs)",
+            "accuracy": result.test.get("accuracy", float("nan")),
+            "log_loss": result.test.get("log_loss", float("nan")),
+            "wall_s": result.wall_s,
+        },
+        {"method": "MLlib LogisticRegression (L-BFGS)", **mllib_logistic(spark, ds, l2=cfg.l2)},
+        {
+            "method": "scikit-learn LogisticRegression (lbfgs, driver)",
+            **sklearn_logistic(ds, l2=cfg.l2),
+        },
+    ]
+    return write_comparison(
+        cfg.output,
+        title=f"ParallelSGD vs MLlib vs scikit-learn on {ds.path} (test split)",
+        columns=["method", "accuracy", "log_loss", "wall_s"],
+        rows=rows,
+    )
+
+
+def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
+    """Our k-means next to MLlib (same initial centres, and k-means||) and scikit-learn."""
+    from sparkdl.data.dataset import open_dataset
+
+    ds = open_dataset(spark, cfg.dataset)
+    cores = spark.sparkContext.defaultParallelism
+    rows = [
+        {
+            "method": f"sparkdl k-means ({cfg.partitions} partitions)",
+            "cost": result.metrics["cost"],
+            "iterations": float(result.iterations),
+            "wall_s": result.iterations_s,
+        },
+        {
+            "method": "MLlib mllib.KMeans, same initial centres",
+            **mllib_kmeans_same_init(
+                spark, ds, cfg.split, init=result.init_centers, max_iter=cfg.max_iter, tol=cfg.tol
+            ),
+        },
+        {
+            "method": f"MLlib ml.KMeans, k-means|| seed {cfg.seed}",
+            **mllib_kmeans(
+                spark, ds, cfg.split, k=cfg.k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol
+            ),
+        },
+        {
+            "method": f"scikit-learn KMeans, same initial centres, {cores} threads",
+            **sklearn_kmeans(
+                ds,
+                cfg.split,
+                init=result.init_centers,
+                max_iter=cfg.max_iter,
+                tol=cfg.tol,
+                threads=cores,
+            ),
+        },
+    ]
+    return write_comparison(
+        cfg.output,
+        title=f"k-means (k={cfg.k}) on {ds.path} split {cfg.split}: cost and Lloyd wall time",
+        columns=["method", "cost", "iterations", "wall_s"],
+        rows=rows,
+    )

@@ -1,0 +1,157 @@
+"""``sparkdl bench baselines``: ParallelSGD and k-means against MLlib and scikit-learn.
+
+All in one run on the same prepared data (``--rows`` generated rows, one million by default):
+
+- ParallelSGD wall time until its held-out accuracy is within 0.5 points of MLlib
+  LogisticRegression's, against MLlib's fit time (target at most 0.5);
+- k-means seconds per Lloyd iteration against MLlib KMeans (target at most 1.0) and against
+  scikit-learn on the same number of cores (target at most 2.0).
+
+MLlib's time per iteration is the difference of two fits with ``tol=0`` and different
+``maxIter`` divided by the difference, so reading, caching and initialisation cancel out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+
+from sparkdl.bench.measure import format_table
+from sparkdl.config import SparkdlConfig, load_config
+
+logger = logging.getLogger(__name__)
+
+
+def _prepared(spark: object, base: SparkdlConfig) -> None:
+    from sparkdl.data.generate import write_generated
+    from sparkdl.data.prepare import run_prepare
+
+    write_generated(spark, cfg=base.generate)
+    run_prepare(spark, cfg=base.prepare)
+
+
+def run_baselines_bench(*, rows: int, partitions: int, workdir: Path) -> str:
+    """Run every measurement and return the report (see the module docstring)."""
+    from sparkdl.baselines import compare
+    from sparkdl.baselines.kmeans import run_kmeans
+    from sparkdl.baselines.sgd import run_parallel_sgd
+    from sparkdl.data.dataset import open_dataset
+    from sparkdl.session import build_session
+
+    repo = Path(__file__).resolve().parents[2]
+    common = [
+        "spark.log_level=ERROR",
+        f"generate.rows={rows}",
+        "generate.format=parquet",
+        f"sgd.partitions={partitions}",
+        f"kmeans.partitions={partitions}",
+    ]
+    clf = load_config(
+        SparkdlConfig,
+        files=[repo / "conf" / "local.yaml"],
+        overrides=[
+            *common,
+            f"generate.output={workdir / 'raw-clf'}",
+            f"prepare.input.path={workdir / 'raw-clf'}",
+            "prepare.input.format=parquet",
+            f"prepare.output={workdir / 'clf'}",
+            f"sgd.dataset={workdir / 'clf'}",
+            f"sgd.output={workdir / 'sgd'}",
+        ],
+    )
+    blobs = load_config(
+        SparkdlConfig,
+        files=[repo / "conf" / "local.yaml", repo / "conf" / "blobs.yaml"],
+        overrides=[
+            *common,
+            f"generate.output={workdir / 'raw-blobs'}",
+            f"prepare.input.path={workdir / 'raw-blobs'}",
+            f"prepare.output={workdir / 'blobs'}",
+            f"kmeans.dataset={workdir / 'blobs'}",
+            f"kmeans.output={workdir / 'kmeans'}",
+        ],
+    )
+    spark = build_session(clf.spark)
+    cores = spark.sparkContext.defaultParallelism
+    _prepared(spark, clf)
+    _prepared(spark, blobs)
+    clf_ds = open_dataset(spark, str(workdir / "clf"))
+    blob_ds = open_dataset(spark, str(workdir / "blobs"))
+
+    mllib = compare.mllib_logistic(spark, clf_ds, l2=clf.sgd.l2)
+    sgd = run_parallel_sgd(spark, cfg=clf.sgd)
+    goal = mllib["accuracy"] - 0.005
+    reached = [h for h in sgd.history if h.get("test_accuracy", 0.0) >= goal]
+    sgd_s = reached[0]["elapsed_s"] if reached else float("nan")
+
+    iters = 10
+    km_cfg = dataclasses.replace(blobs.kmeans, max_iter=iters, tol=0.0)
+    km = run_kmeans(spark, cfg=km_cfg)
+    ours = km.iterations_s / km.iterations
+    mllib_iter = compare.mllib_kmeans_iteration_s(
+        spark, blob_ds, "train", k=km_cfg.k, seed=km_cfg.seed
+    )
+    sk = compare.sklearn_kmeans(
+        blob_ds, "train", init=km.init_centers, max_iter=iters, tol=0.0, threads=cores
+    )
+    spark.stop()
+
+    lines = [
+        f"baselines benchmark: {rows} generated rows per task, {partitions} partitions, "
+        f"{cores} cores",
+        format_table(
+            ["run", "held-out accuracy", "seconds"],
+            [
+                [
+                    "MLlib LogisticRegression fit",
+                    f"{mllib['accuracy']:.4f}",
+                    f"{mllib['wall_s']:.2f}",
+                ],
+                [
+                    f"ParallelSGD {clf.sgd.mode} until accuracy >= {goal:.4f}",
+                    f"{reached[0]['test_accuracy']:.4f}" if reached else "not reached",
+                    f"{sgd_s:.2f}",
+                ],
+                [
+                    "ParallelSGD all epochs",
+                    f"{sgd.test.get('accuracy', 0.0):.4f}",
+                    f"{sgd.wall_s:.2f}",
+                ],
+            ],
+        ),
+        f"ParallelSGD time to MLlib's accuracy / MLlib fit time:   {sgd_s / mllib['wall_s']:.3f}  "
+        "(target <= 0.5)",
+        format_table(
+            [f"k-means (k={km_cfg.k}, {km.rows} rows)", "s per iteration"],
+            [
+                ["sparkdl (Spark job per iteration)", f"{ours:.4f}"],
+                ["MLlib ml.KMeans", f"{mllib_iter:.4f}"],
+                [f"scikit-learn, {cores} threads", f"{sk['seconds_per_iteration']:.4f}"],
+            ],
+        ),
+        f"k-means s/iteration sparkdl / MLlib:         {ours / mllib_iter:.3f}  (target <= 1.0)",
+        f"k-means s/iteration sparkdl / scikit-learn:  {ours / sk['seconds_per_iteration']:.3f}  "
+        "(target <= 2.0)",
+    ]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``sparkdl bench baselines``."""
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per dataset (1000000)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the baselines")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp folder)")
+
+
+def main(args: argparse.Namespace) -> str:
+    """Entry point used by the CLI."""
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        return run_baselines_bench(
+            rows=args.rows, partitions=args.partitions, workdir=Path(args.workdir)
+        )
+    with tempfile.TemporaryDirectory(prefix="sparkdl-bench-baselines-") as tmp:
+        return run_baselines_bench(rows=args.rows, partitions=args.partitions, workdir=Path(tmp))

@@ -1,0 +1,132 @@
+"""Numpy kernels of the baselines against references: finite differences, scikit-learn, brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from sparkdl.baselines import kmeans_ops as ops
+from sparkdl.baselines import linear
+from sparkdl.baselines.blocks import plan_slices
+
+
+@pytest.mark.parametrize(("kind", "classes"), [("logistic", 2), ("softmax", 4), ("linear", 1)])
+def test_gradient_matches_finite_differences(kind: str, classes: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    y = rng.normal(size=20) if kind == "linear" else rng.integers(0, classes, size=20)
+    w = linear.Weights(
+        rng.normal(size=(3, linear.outputs(kind, classes))),
+        rng.normal(size=linear.outputs(kind, classes)),
+    )
+    l2 = 0.1
+
+    def objective(wv: linear.Weights) -> float:
+        return linear.gradient(kind, wv, x, y, 0.0)[2] / len(y) + l2 / 2 * float(np.sum(wv.W**2))
+
+    gw, gb, _ = linear.gradient(kind, w, x, y, l2)
+    eps = 1e-6
+    for idx in np.ndindex(w.W.shape):
+        hi, lo = w.copy(), w.copy()
+        hi.W[idx] += eps
+        lo.W[idx] -= eps
+        assert gw[idx] == pytest.approx(
+            (objective(hi) - objective(lo)) / (2 * eps), rel=1e-4, abs=1e-7
+        )
+    for j in range(len(w.b)):
+        hi, lo = w.copy(), w.copy()
+        hi.b[j] += eps
+        lo.b[j] -= eps
+        assert gb[j] == pytest.approx(
+            (objective(hi) - objective(lo)) / (2 * eps), rel=1e-4, abs=1e-7
+        )
+
+
+def test_sgd_epoch_is_deterministic_and_learns() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2000, 5)).astype(np.float32)
+    y = (x[:, 0] - x[:, 1] > 0).astype(np.int64)
+    runs = []
+    for _ in range(2):
+        w = linear.Weights.zeros(5, 1)
+        for epoch in range(3):
+            linear.sgd_epoch(
+                "logistic",
+                w,
+                x,
+                y,
+                lr=0.5,
+                l2=0.0,
+                batch_size=32,
+                rng=np.random.default_rng([3, epoch]),
+            )
+        runs.append(w)
+    np.testing.assert_array_equal(runs[0].W, runs[1].W)
+    metrics = linear.finish_metrics("logistic", linear.score_sums("logistic", runs[0], x, y))
+    assert metrics["accuracy"] > 0.97
+
+
+def test_resolve_kind_refuses_mismatches() -> None:
+    assert linear.resolve_kind("auto", task="regression", num_classes=1) == "linear"
+    with pytest.raises(ValueError, match="10 classes; use softmax"):
+        linear.resolve_kind("logistic", task="classification", num_classes=10)
+    with pytest.raises(ValueError, match="classification task"):
+        linear.resolve_kind("linear", task="classification", num_classes=2)
+
+
+def test_ari_and_nmi_match_scikit_learn() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        truth = rng.integers(0, 4, size=300)
+        pred = np.where(rng.random(300) < 0.7, truth, rng.integers(0, 5, size=300))
+        table = ops.contingency(pred, truth, 5, 4)
+        assert ops.adjusted_rand_index(table) == pytest.approx(
+            adjusted_rand_score(truth, pred), abs=1e-12
+        )
+        assert ops.normalized_mutual_info(table) == pytest.approx(
+            normalized_mutual_info_score(truth, pred), abs=1e-12
+        )
+
+
+def test_lloyd_sums_match_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 4))
+    centers = rng.normal(size=(6, 4))
+    out = ops.lloyd_sums(x, centers, far=3)
+    dist = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
+    idx = dist.argmin(1)
+    for j in range(6):
+        np.testing.assert_allclose(out["sums"][j], x[idx == j].sum(0), atol=1e-9)
+    np.testing.assert_array_equal(out["counts"], np.bincount(idx, minlength=6))
+    assert out["cost"] == pytest.approx(dist.min(1).sum())
+    np.testing.assert_allclose(np.sort(out["far_dist"]), np.sort(dist.min(1))[-3:])
+
+
+def test_empty_cluster_takes_the_farthest_point() -> None:
+    x = np.array([[0.0], [0.2], [9.0]])
+    centers = np.array([[0.1], [100.0], [9.0]])  # centre 1 attracts nothing
+    total = ops.merge_sums(
+        ops.lloyd_sums(x[:2], centers, far=3), ops.lloyd_sums(x[2:], centers, far=3)
+    )
+    new, empty = ops.update_centers(centers, total)
+    assert empty == 1
+    assert new[1, 0] in (0.0, 0.2)  # a point at distance 0.01 from centre 0, the farthest one
+    assert new[0, 0] == pytest.approx(0.1) and new[2, 0] == 9.0
+
+
+def test_plan_slices_covers_every_row_once() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        files = [
+            (f"f{i}", int(r)) for i, r in enumerate(rng.integers(1, 50, size=rng.integers(1, 6)))
+        ]
+        total = sum(r for _, r in files)
+        parts = int(rng.integers(1, total + 1))
+        plan = plan_slices(files, parts)
+        covered = {(s.path, row) for p in plan for s in p for row in range(s.start, s.stop)}
+        assert len(covered) == total == sum(s.stop - s.start for p in plan for s in p)
+        sizes = [sum(s.stop - s.start for s in p) for p in plan]
+        assert max(sizes) - min(sizes) <= 1
+    with pytest.raises(ValueError, match="at least one row"):
+        plan_slices([("a", 2)], 3)
