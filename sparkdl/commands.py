@@ -72,7 +72,7 @@ def _sgd(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> O
     r = run_parallel_sgd(spark, cfg=cfg.sgd)
     test = ", ".join(f"{k} {v:.4f}" for k, v in r.test.items()) or "no test split"
     summary = (
-        f"ParallelSGD {r.kind} ({cfg.sgd.mode}, {cfg.sgd.partitions} partitions, "
+        f"ParallelSGD {r.kind} ({cfg.sgd.mode}, {r.partitions} partitions, "
         f"{cfg.sgd.epochs} epochs) on {r.rows} rows in {r.wall_s:.1f} s; test: {test}; "
         f"model and metrics.json in {r.output}"
     )

@@ -3,9 +3,9 @@
 The manifest lists every file of a split with its row count, so the driver can cut the split
 into ``partitions`` contiguous row ranges without a Spark job. Each task reads its ranges with
 pyarrow straight from the files (as petastorm does for the trainer; ``file:``, ``hdfs:`` and
-``s3:`` paths work through pyarrow's file systems), turns the ``features`` arrays into one
-``float32`` matrix and the labels into a vector, and the RDD of blocks is persisted in memory.
-Iterations then run over the cached blocks; only model-sized results reach the driver.
+``s3:`` paths work through pyarrow's file systems) and turns the ``features`` arrays into one
+``float32`` matrix and the labels into a vector. The engines (:mod:`engine`) keep the blocks
+in memory for the iterations; only model-sized results reach the driver.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyspark import RDD
-    from pyspark.sql import SparkSession
-
     from sparkdl.data.dataset import PreparedDataset
 
 logger = logging.getLogger(__name__)
@@ -102,41 +99,45 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Blocks:
-    """A cached RDD of :class:`Block`, one per partition."""
+class BlockPlan:
+    """Which rows each partition loads: ``items[p] = (p, slices, {held-out split: slices})``."""
 
-    rdd: RDD[Block]
+    name: str
+    items: list[tuple[int, list[Slice], dict[str, list[Slice]]]]
     rows: int
     held_out_rows: dict[str, int]
     dim: int
-    partitions: int
+    label_dtype: str
 
-    def unpersist(self) -> None:
-        """Drop the cached blocks."""
-        self.rdd.unpersist()
+    @property
+    def partitions(self) -> int:
+        """Number of blocks."""
+        return len(self.items)
 
 
-def load_blocks(
-    spark: SparkSession,
-    dataset: PreparedDataset,
-    split: str,
-    *,
-    partitions: int,
-    held_out: Sequence[str] = (),
-) -> Blocks:
+def build_block(
+    item: tuple[int, list[Slice], dict[str, list[Slice]]], *, dim: int, label_dtype: str
+) -> Block:
+    """Read one planned block (runs in a task)."""
+    part, slices, others = item
+    x, y = read_slices(slices, dim=dim, label_dtype=label_dtype)
+    rest = {n: read_slices(s, dim=dim, label_dtype=label_dtype) for n, s in others.items() if s}
+    return Block(part, x, y, rest)
+
+
+def plan_blocks(
+    dataset: PreparedDataset, split: str, *, partitions: int, held_out: Sequence[str] = ()
+) -> BlockPlan:
     """Plan one split (and optional held-out splits) of a prepared dataset as ``partitions``
-    numpy blocks, read on the executors and cached at first use.
-
-    No Spark job runs here: row counts come from the manifest.
+    blocks. No Spark job runs: row counts come from the manifest.
 
     Examples
     --------
-    >>> blocks = load_blocks(spark, open_dataset(spark, "data/prepared/x"), "train",
-    ...                      partitions=4, held_out=["test"])  # doctest: +SKIP
-    >>> blocks.rows, blocks.held_out_rows  # doctest: +SKIP
+    >>> plan = plan_blocks(open_dataset(spark, "data/prepared/x"), "train", partitions=4,
+    ...                    held_out=["test"])  # doctest: +SKIP
+    >>> plan.rows, plan.held_out_rows  # doctest: +SKIP
     (160000, {'test': 20000})
     """
-    from pyspark import StorageLevel
 
     def files(name: str) -> list[tuple[str, int]]:
         base = dataset.split_path(name)
@@ -147,26 +148,13 @@ def load_blocks(
 
     main = plan_slices(files(split), partitions)
     extra = {name: _plan_some(files(name), partitions) for name in held_out}
-    dim = dataset.feature_dim
-    label_dtype = "float64" if dataset.task == "regression" else "int64"
-    tasks = [(p, main[p], {n: plan[p] for n, plan in extra.items()}) for p in range(partitions)]
-
-    def load(it: Any) -> Any:
-        for part, slices, others in it:
-            x, y = read_slices(slices, dim=dim, label_dtype=label_dtype)
-            rest = {
-                n: read_slices(s, dim=dim, label_dtype=label_dtype) for n, s in others.items() if s
-            }
-            yield Block(part, x, y, rest)
-
-    rdd = spark.sparkContext.parallelize(tasks, partitions).mapPartitions(load)
-    rdd = rdd.setName(f"sparkdl blocks {dataset.path} {split}").persist(StorageLevel.MEMORY_ONLY)
-    return Blocks(
-        rdd=rdd,
+    return BlockPlan(
+        name=f"{dataset.path} {split}",
+        items=[(p, main[p], {n: plan[p] for n, plan in extra.items()}) for p in range(partitions)],
         rows=sum(rows for _, rows in files(split)),
         held_out_rows={n: sum(r for _, r in files(n)) for n in held_out},
-        dim=dim,
-        partitions=partitions,
+        dim=dataset.feature_dim,
+        label_dtype="float64" if dataset.task == "regression" else "int64",
     )
 
 

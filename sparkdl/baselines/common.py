@@ -13,6 +13,10 @@ from sparkdl.config.baselines import BlockFaultConfig
 
 logger = logging.getLogger(__name__)
 
+# Set in barrier-engine tasks to the engine's attempt (Spark's own attempt number restarts at 0
+# when the driver re-runs a failed barrier stage as a new job).
+ENGINE_ATTEMPT: int | None = None
+
 
 def maybe_fail(fault: BlockFaultConfig, *, partition: int, iteration: int) -> None:
     """Raise in the configured task on its first attempt (see :class:`BlockFaultConfig`)."""
@@ -21,22 +25,12 @@ def maybe_fail(fault: BlockFaultConfig, *, partition: int, iteration: int) -> No
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
-    if ctx is not None and ctx.attemptNumber() == 0:
+    attempt = ENGINE_ATTEMPT if ENGINE_ATTEMPT is not None else (ctx.attemptNumber() if ctx else 1)
+    if attempt == 0:
         raise RuntimeError(
             f"injected fault: partition {partition} at iteration {iteration} (attempt 0); "
             "set fault.partition=-1 to turn it off"
         )
-
-
-def tree_depth(partitions: int) -> int:
-    """treeReduce depth: 2 levels once there are more partitions than a driver should merge.
-
-    Examples
-    --------
-    >>> tree_depth(4), tree_depth(64)
-    (1, 2)
-    """
-    return 1 if partitions <= 16 else 2
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -158,19 +158,26 @@ def mllib_kmeans_iteration_s(
     seed: int,
     iterations: tuple[int, int] = (3, 13),
 ) -> float:
-    """Seconds per Lloyd iteration of MLlib KMeans: the difference of two fits with tol=0 and
-    different ``maxIter`` (same seed and random init), so set-up and init cancel out."""
+    """Seconds per Lloyd iteration of MLlib KMeans: two fits with ``tol=0``, the same seed and
+    random init and different ``maxIter``; the time difference over the difference in
+    iterations actually run, so reading, caching and initialisation cancel out."""
     from pyspark.ml.clustering import KMeans
 
     df = vectors(spark, dataset, split).select("features").cache()
     df.count()
-    times = []
+    runs = []
     for n in iterations:
         start = time.perf_counter()
-        KMeans(k=k, seed=seed, maxIter=n, tol=0.0, initMode="random").fit(df)
-        times.append(time.perf_counter() - start)
+        model = KMeans(k=k, seed=seed, maxIter=n, tol=0.0, initMode="random").fit(df)
+        runs.append((time.perf_counter() - start, model.summary.numIter))
     df.unpersist()
-    return (times[1] - times[0]) / (iterations[1] - iterations[0])
+    (t1, n1), (t2, n2) = runs
+    if n2 <= n1:
+        raise ValueError(
+            f"MLlib KMeans converged within {n1} iterations; use harder data (more clusters "
+            "than blobs, wider blobs) to time iterations"
+        )
+    return (t2 - t1) / (n2 - n1)
 
 
 def sklearn_kmeans(
@@ -234,7 +241,7 @@ def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
         raise ValueError("--compare covers classification (logistic/softmax) only for sgd")
     rows = [
         {
-            "method": f"ParallelSGD {cfg.mode} ({cfg.partitions} partitions, {cfg.epochs} epochs)",
+            "method": f"ParallelSGD {cfg.mode} ({result.partitions} partitions, {cfg.epochs} epochs)",
             "accuracy": result.test.get("accuracy", float("nan")),
             "log_loss": result.test.get("log_loss", float("nan")),
             "wall_s": result.wall_s,
@@ -261,7 +268,7 @@ def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
     cores = spark.sparkContext.defaultParallelism
     rows = [
         {
-            "method": f"sparkdl k-means ({cfg.partitions} partitions)",
+            "method": f"sparkdl k-means ({result.partitions} partitions, {cfg.engine} engine)",
             "cost": result.metrics["cost"],
             "iterations": float(result.iterations),
             "wall_s": result.iterations_s,

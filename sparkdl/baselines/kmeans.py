@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sparkdl.baselines import kmeans_ops as ops
-from sparkdl.baselines.blocks import Block, Blocks, load_blocks
-from sparkdl.baselines.common import maybe_fail, tree_depth, write_json, write_npz
-from sparkdl.config.baselines import KMeansConfig
+from sparkdl.baselines.blocks import Block, plan_blocks
+from sparkdl.baselines.common import maybe_fail, write_json, write_npz
+from sparkdl.baselines.engine import Engine, run_with_retries
+from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -44,71 +45,110 @@ class KMeansResult:
     empty_clusters: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     rows: int = 0
+    partitions: int = 0
     init_s: float = 0.0
     iterations_s: float = 0.0
     wall_s: float = 0.0
     output: str = ""
 
 
-def kmeans_parallel_init(blocks: Blocks, *, cfg: KMeansConfig) -> Any:
+def _sizes(block: Block, _: Any) -> dict[int, int]:
+    return {block.part: len(block.y)}
+
+
+def _union(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    return {**a, **b}
+
+
+def _row(block: Block, arg: tuple[int, int]) -> Any:
+    part, row = arg
+    return block.x[row].astype(np.float64) if block.part == part else None
+
+
+def _first(a: Any, b: Any) -> Any:
+    return a if a is not None else b
+
+
+def _cost(block: Block, centers: Any) -> float:
+    return float(ops.assign(block.x, centers)[1].sum(dtype=np.float64))
+
+
+def _add(a: Any, b: Any) -> Any:
+    return a + b
+
+
+def _sample(block: Block, arg: tuple[Any, float, float, int, int]) -> Any:
+    candidates, cost, ell, seed, rnd = arg
+    _, dist = ops.assign(block.x, candidates)
+    rng = np.random.default_rng([seed, block.part, rnd])
+    p = np.minimum(1.0, ell * dist / cost) if cost > 0 else np.zeros(len(dist))
+    return block.x[rng.random(len(dist)) < p].astype(np.float64)
+
+
+def _concat(a: Any, b: Any) -> Any:
+    return np.concatenate([a, b])
+
+
+def _counts(block: Block, candidates: Any) -> Any:
+    return np.bincount(ops.assign(block.x, candidates)[0], minlength=len(candidates))
+
+
+def _lloyd(block: Block, arg: tuple[Any, BlockFaultConfig, int]) -> dict[str, Any]:
+    centers, fault, iteration = arg
+    maybe_fail(fault, partition=block.part, iteration=iteration)
+    return ops.lloyd_sums(block.x, centers)
+
+
+def _far(block: Block, arg: tuple[Any, int]) -> dict[str, Any]:
+    centers, m = arg
+    return ops.farthest(block.x, centers, m)
+
+
+def _table(block: Block, arg: tuple[Any, int]) -> tuple[Any, float]:
+    centers, classes = arg
+    idx, dist = ops.assign(block.x, centers)
+    return ops.contingency(idx, block.y.astype(np.int64), len(centers), classes), float(dist.sum())
+
+
+def _pair_add(a: tuple[Any, float], b: tuple[Any, float]) -> tuple[Any, float]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def kmeans_parallel_init(engine: Engine, *, cfg: KMeansConfig) -> Any:
     """k-means|| (Bahmani et al. 2012) followed by weighted k-means++ on the candidates."""
-    sc = blocks.rdd.context
     k, seed = cfg.k, cfg.seed
-    depth = tree_depth(blocks.partitions)
     # First centre: a uniformly random row, drawn without collecting: pick a partition by size.
-    sizes = dict(blocks.rdd.map(lambda b: (b.part, len(b.y))).collect())
+    sizes = engine.map_reduce(_sizes, None, _union)
     rng = np.random.default_rng([seed, 1 << 20])
     parts = sorted(sizes)
     weights = np.array([sizes[p] for p in parts], dtype=np.float64)
     part = parts[rng.choice(len(parts), p=weights / weights.sum())]
     row = int(rng.integers(sizes[part]))
-    first = blocks.rdd.filter(lambda b: b.part == part).map(lambda b: b.x[row]).first()
-    candidates = np.asarray([first], dtype=np.float64)
+    candidates = np.asarray([engine.map_reduce(_row, (part, row), _first)])
     ell = cfg.oversampling * k
     for rnd in range(cfg.init_rounds):
-        bc = sc.broadcast(candidates)
-        cost = blocks.rdd.map(lambda b, bc=bc: float(ops.assign(b.x, bc.value)[1].sum())).sum()
-
-        def sample(b: Block, bc: Any = bc, cost: float = cost, rnd: int = rnd) -> Any:
-            _, dist = ops.assign(b.x, bc.value)
-            r = np.random.default_rng([seed, b.part, rnd])
-            p = np.minimum(1.0, ell * dist / cost) if cost > 0 else np.zeros(len(dist))
-            return b.x[r.random(len(dist)) < p].astype(np.float64)
-
-        picked = blocks.rdd.map(sample).treeReduce(lambda a, c: np.concatenate([a, c]), depth=depth)
-        bc.unpersist()
+        cost = engine.map_reduce(_cost, candidates, _add)
+        picked = engine.map_reduce(_sample, (candidates, cost, ell, seed, rnd), _concat)
         candidates = np.concatenate([candidates, picked])
         logger.info("k-means|| round %d: %d candidates (cost %.6g)", rnd, len(candidates), cost)
-    bc = sc.broadcast(candidates)
-    counts = blocks.rdd.map(
-        lambda b: np.bincount(ops.assign(b.x, bc.value)[0], minlength=len(bc.value))
-    ).treeReduce(np.add, depth=depth)
-    bc.unpersist()
+    counts = engine.map_reduce(_counts, candidates, _add)
     return ops.kmeans_pp(candidates, counts, k, np.random.default_rng([seed, 1 << 21]))
 
 
 def lloyd(
-    blocks: Blocks, centers: Any, *, cfg: KMeansConfig
+    engine: Engine, centers: Any, *, cfg: KMeansConfig
 ) -> tuple[Any, list[float], int, bool, int]:
     """Lloyd iterations from ``centers``: returns centres, cost per iteration, iterations run,
     whether it converged (no centre moved more than ``tol``) and empty clusters re-seeded."""
-    sc = blocks.rdd.context
-    depth = tree_depth(blocks.partitions)
     costs: list[float] = []
     empty_total = 0
     converged = False
-    far = cfg.k
     it = 0
     for it in range(1, cfg.max_iter + 1):
-        bc = sc.broadcast(centers)
-
-        def step(b: Block, bc: Any = bc, it: int = it) -> dict[str, Any]:
-            maybe_fail(cfg.fault, partition=b.part, iteration=it - 1)
-            return ops.lloyd_sums(b.x, bc.value, far=far)
-
-        total = blocks.rdd.map(step).treeReduce(ops.merge_sums, depth=depth)
-        bc.unpersist()
-        new, empty = ops.update_centers(centers, total)
+        total = engine.map_reduce(_lloyd, (centers, cfg.fault, it - 1), ops.merge_sums)
+        empty = int(np.sum(total["counts"] == 0))
+        far = engine.map_reduce(_far, (centers, empty), ops.merge_far) if empty else None
+        new = ops.update_centers(centers, total, far)
         empty_total += empty
         costs.append(total["cost"])
         shift = float(np.sqrt(((new - centers) ** 2).sum(axis=1)).max())
@@ -122,24 +162,38 @@ def lloyd(
     return centers, costs, it, converged, empty_total
 
 
-def cluster_metrics(blocks: Blocks, centers: Any, *, classes: int) -> dict[str, float]:
-    """Final cost, and ARI and NMI against the labels, from a distributed contingency table."""
-    bc = blocks.rdd.context.broadcast(centers)
-    k = len(centers)
-
-    def table(b: Block) -> tuple[Any, float]:
-        idx, dist = ops.assign(b.x, bc.value)
-        return ops.contingency(idx, b.y.astype(np.int64), k, classes), float(dist.sum())
-
-    counts, cost = blocks.rdd.map(table).treeReduce(
-        lambda a, c: (a[0] + c[0], a[1] + c[1]), depth=tree_depth(blocks.partitions)
-    )
-    bc.unpersist()
+def cluster_metrics(engine: Engine, centers: Any, *, classes: int | None) -> dict[str, float]:
+    """Final cost, and ARI and NMI against the labels from a distributed contingency table."""
+    if classes is None:
+        return {"cost": engine.map_reduce(_cost, centers, _add)}
+    counts, cost = engine.map_reduce(_table, (centers, classes), _pair_add)
     return {
         "cost": cost,
         "ari": ops.adjusted_rand_index(counts),
         "nmi": ops.normalized_mutual_info(counts),
     }
+
+
+def _cluster(
+    engine: Engine, *, cfg: KMeansConfig, init_centers: Any | None, classes: int | None
+) -> KMeansResult:
+    t0 = time.perf_counter()
+    init = kmeans_parallel_init(engine, cfg=cfg) if init_centers is None else init_centers
+    init_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    centers, costs, iterations, converged, empty = lloyd(engine, init, cfg=cfg)
+    iterations_s = time.perf_counter() - t0
+    return KMeansResult(
+        centers=centers,
+        init_centers=init,
+        costs=costs,
+        iterations=iterations,
+        converged=converged,
+        empty_clusters=empty,
+        metrics=cluster_metrics(engine, centers, classes=classes),
+        init_s=init_s,
+        iterations_s=iterations_s,
+    )
 
 
 def run_kmeans(
@@ -164,54 +218,38 @@ def run_kmeans(
     0.98
     """
     from sparkdl.data.dataset import open_dataset
+    from sparkdl.launch.preflight import cluster_slots
 
     start = time.perf_counter()
     ds = open_dataset(spark, cfg.dataset)
-    blocks = load_blocks(spark, ds, cfg.split, partitions=cfg.partitions)
-    if blocks.rows < cfg.k:
-        blocks.unpersist()
+    partitions = cfg.partitions or cluster_slots(spark)
+    plan = plan_blocks(ds, cfg.split, partitions=partitions)
+    if plan.rows < cfg.k:
         raise ValueError(
-            f"kmeans.k={cfg.k} but {cfg.dataset} split {cfg.split!r} has {blocks.rows} rows; "
+            f"kmeans.k={cfg.k} but {cfg.dataset} split {cfg.split!r} has {plan.rows} rows; "
             "lower kmeans.k"
         )
-    try:
-        t0 = time.perf_counter()
-        if init_centers is None:
-            init = kmeans_parallel_init(blocks, cfg=cfg)
-        else:
-            init = np.asarray(init_centers, dtype=np.float64)
-            if init.shape != (cfg.k, blocks.dim):
-                raise ValueError(
-                    f"initial centres have shape {init.shape}, expected ({cfg.k}, {blocks.dim})"
-                )
-        init_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        centers, costs, iterations, converged, empty = lloyd(blocks, init, cfg=cfg)
-        iterations_s = time.perf_counter() - t0
-        labelled = ds.task == "classification"
-        if labelled:
-            metrics = cluster_metrics(blocks, centers, classes=ds.num_classes)
-        else:
-            bc = spark.sparkContext.broadcast(centers)
-            metrics = {
-                "cost": blocks.rdd.map(lambda b: float(ops.assign(b.x, bc.value)[1].sum())).sum()
-            }
-    finally:
-        blocks.unpersist()
-    result = KMeansResult(
-        centers=centers,
-        init_centers=init,
-        costs=costs,
-        iterations=iterations,
-        converged=converged,
-        empty_clusters=empty,
-        metrics=metrics,
-        rows=blocks.rows,
-        init_s=init_s,
-        iterations_s=iterations_s,
-        wall_s=time.perf_counter() - start,
-        output=str(Path(cfg.output).resolve()),
+    init = None
+    if init_centers is not None:
+        init = np.asarray(init_centers, dtype=np.float64)
+        if init.shape != (cfg.k, plan.dim):
+            raise ValueError(
+                f"initial centres have shape {init.shape}, expected ({cfg.k}, {plan.dim})"
+            )
+    classes = ds.num_classes if ds.task == "classification" else None
+    result = run_with_retries(
+        spark,
+        plan,
+        kind=cfg.engine,
+        max_attempts=cfg.max_attempts,
+        algorithm=lambda engine: _cluster(engine, cfg=cfg, init_centers=init, classes=classes),
     )
+    result.rows = plan.rows
+    result.partitions = partitions
+    result.wall_s = time.perf_counter() - start
+    result.output = str(Path(cfg.output).resolve())
+    metrics = result.metrics
+    iterations, converged, iterations_s = result.iterations, result.converged, result.iterations_s
     logger.info(
         "k-means k=%d: %d iterations (%s), cost %.6g, %.3f s per iteration",
         cfg.k,
@@ -252,6 +290,8 @@ def _write(result: KMeansResult, *, cfg: KMeansConfig, dataset: Any) -> None:
             "empty_clusters_reseeded": result.empty_clusters,
             "metrics": result.metrics,
             "rows": result.rows,
+            "partitions": result.partitions,
+            "engine": cfg.engine,
             "init_s": result.init_s,
             "iterations_s": result.iterations_s,
             "seconds_per_iteration": result.iterations_s / max(result.iterations, 1),

@@ -25,12 +25,15 @@ def sq_distances(x: Any, centers: Any) -> Any:
     return np.maximum(d, 0.0)
 
 
+_CHUNK = 16384
+
+
 def assign(x: Any, centers: Any) -> tuple[Any, Any]:
     """Nearest centre of each row and its squared distance, computed in ``x``'s precision.
 
     ``|x|^2`` does not change which centre is nearest, so the argmin runs on
-    ``|c|^2 - 2 x.c`` (one matrix product and one broadcast add) and ``|x|^2`` is added to the
-    minima only.
+    ``|c|^2 - 2 x.c`` (one matrix product and one broadcast add, in cache-sized chunks) and
+    ``|x|^2`` is added to the minima only.
 
     Examples
     --------
@@ -39,79 +42,83 @@ def assign(x: Any, centers: Any) -> tuple[Any, Any]:
     ([0, 1], [1.0, 1.0])
     """
     c = centers.astype(x.dtype)
-    s = x @ (-2.0 * c.T).astype(x.dtype)
-    s += np.einsum("ij,ij->i", c, c)
-    idx = s.argmin(axis=1)
-    best = s.ravel()[np.arange(len(idx)) * len(c) + idx]
+    m = (-2.0 * c.T).astype(x.dtype)
+    c_sq = np.einsum("ij,ij->i", c, c)
+    n, k = len(x), len(c)
+    idx = np.empty(n, dtype=np.intp)
+    best = np.empty(n, dtype=x.dtype)
+    for lo in range(0, n, _CHUNK):
+        s = x[lo : lo + _CHUNK] @ m
+        s += c_sq
+        j = s.argmin(axis=1)
+        idx[lo : lo + _CHUNK] = j
+        best[lo : lo + _CHUNK] = s.ravel()[np.arange(len(j)) * k + j]
     best += np.einsum("ij,ij->i", x, x)
     return idx, np.maximum(best, 0.0)
 
 
-def lloyd_sums(x: Any, centers: Any, *, far: int) -> dict[str, Any]:
-    """Map side of one Lloyd iteration on one block.
-
-    Returns the per-centre coordinate sums and counts, the block's cost, and its ``far``
-    points farthest from their centre (candidates to re-seed empty clusters).
-
-    Examples
-    --------
-    >>> out = lloyd_sums(np.array([[0.0], [1.0], [10.0]]), np.array([[0.0], [9.0]]), far=1)
-    >>> out["sums"].ravel().tolist(), out["counts"].tolist(), out["cost"]
-    ([1.0, 10.0], [2, 1], 2.0)
-    """
+def _sums(x: Any, idx: Any, k: int) -> tuple[Any, Any]:
+    """Per-centre coordinate sums (a sparse ``[k, n]`` one-hot times ``x``) and counts."""
     import scipy.sparse
 
-    k = len(centers)
-    idx, dist = assign(x, centers)
-    # sums[j] = sum of the rows assigned to j: a sparse [k, n] one-hot times x.
     onehot = scipy.sparse.csr_matrix(
         (np.ones(len(idx), dtype=x.dtype), (idx, np.arange(len(idx)))), shape=(k, len(idx))
     )
-    sums = np.asarray(onehot @ x, dtype=np.float64)
-    counts = np.bincount(idx, minlength=k)
-    top = (
-        np.argpartition(dist, len(dist) - far)[-far:]
-        if 0 < far < len(dist)
-        else np.arange(len(dist) if far else 0)
-    )
-    return {
-        "sums": sums,
-        "counts": counts,
-        "cost": float(dist.sum(dtype=np.float64)),
-        "far_points": x[top].astype(np.float64),
-        "far_dist": dist[top].astype(np.float64),
-    }
+    return np.asarray(onehot @ x, dtype=np.float64), np.bincount(idx, minlength=k)
+
+
+def lloyd_sums(x: Any, centers: Any) -> dict[str, Any]:
+    """Map side of one Lloyd iteration on one block: per-centre sums and counts, and cost.
+
+    Examples
+    --------
+    >>> out = lloyd_sums(np.array([[0.0], [1.0], [10.0]]), np.array([[0.0], [9.0]]))
+    >>> out["sums"].ravel().tolist(), out["counts"].tolist(), out["cost"]
+    ([1.0, 10.0], [2, 1], 2.0)
+    """
+    idx, dist = assign(x, centers)
+    sums, counts = _sums(x, idx, len(centers))
+    return {"sums": sums, "counts": counts, "cost": float(dist.sum(dtype=np.float64))}
+
+
+def farthest(x: Any, centers: Any, m: int) -> dict[str, Any]:
+    """The ``m`` rows farthest from their nearest centre (to re-seed empty clusters)."""
+    _, dist = assign(x, centers)
+    top = np.argpartition(dist, len(dist) - m)[-m:] if 0 < m < len(dist) else np.arange(len(dist))
+    return {"far_points": x[top].astype(np.float64), "far_dist": dist[top].astype(np.float64)}
+
+
+def merge_far(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Keep the farthest points of two :func:`farthest` results."""
+    m = max(len(a["far_dist"]), len(b["far_dist"]))
+    dist = np.concatenate([a["far_dist"], b["far_dist"]])
+    points = np.concatenate([a["far_points"], b["far_points"]])
+    top = np.argsort(dist, kind="stable")[-m:]
+    return {"far_points": points[top], "far_dist": dist[top]}
 
 
 def merge_sums(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Reduce side: combine two partial results (keeps the farthest points of both)."""
-    far = max(len(a["far_dist"]), len(b["far_dist"]))
-    dist = np.concatenate([a["far_dist"], b["far_dist"]])
-    points = np.concatenate([a["far_points"], b["far_points"]])
-    top = np.argsort(dist)[-far:] if far else np.array([], dtype=np.int64)
+    """Reduce side: add two partial results."""
     return {
         "sums": a["sums"] + b["sums"],
         "counts": a["counts"] + b["counts"],
         "cost": a["cost"] + b["cost"],
-        "far_points": points[top],
-        "far_dist": dist[top],
     }
 
 
-def update_centers(centers: Any, total: dict[str, Any]) -> tuple[Any, int]:
-    """New centres from reduced sums; an empty cluster takes the farthest unused point.
-
-    Returns the new centres and how many clusters were empty.
-    """
+def update_centers(centers: Any, total: dict[str, Any], far: dict[str, Any] | None = None) -> Any:
+    """New centres from reduced sums; an empty cluster takes one of the farthest points
+    (``far``, from :func:`farthest`), the farthest first. An empty cluster with no point
+    offered keeps its centre."""
     counts = total["counts"]
     new = centers.astype(np.float64).copy()
     filled = counts > 0
     new[filled] = total["sums"][filled] / counts[filled, None]
-    empty = np.flatnonzero(~filled)
-    order = np.argsort(total["far_dist"])[::-1]
-    for j, c in zip(empty, order, strict=False):
-        new[j] = total["far_points"][c]
-    return new, len(empty)
+    if far is not None:
+        order = np.argsort(far["far_dist"], kind="stable")[::-1]
+        for j, c in zip(np.flatnonzero(~filled), order, strict=False):
+            new[j] = far["far_points"][c]
+    return new
 
 
 def kmeans_pp(points: Any, weights: Any, k: int, rng: np.random.Generator) -> Any:

@@ -8,11 +8,12 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class BlockFaultConfig:
-    """Fail one task once, for tests and rehearsals of Spark's task retry; inert by default.
+    """Fail one task once, for tests and rehearsals of recovery; inert by default.
 
     The task of ``partition`` raises on its first attempt at ``iteration`` (an SGD epoch or a
-    k-means Lloyd iteration, 0-based). Spark must allow a retry: ``local[N,F]`` with F >= 2 or
-    ``spark.task.maxFailures`` >= 2 on a cluster.
+    k-means Lloyd iteration, 0-based). With ``engine: barrier`` the driver starts the stage
+    again (``max_attempts``); with ``engine: jobs`` Spark retries the task, which needs
+    ``local[N,F]`` with F >= 2 or ``spark.task.maxFailures`` >= 2 on a cluster.
     """
 
     partition: int = field(default=-1, metadata={"min": -1})
@@ -33,7 +34,11 @@ class SGDConfig:
     output: str = "runs/sgd"
     model: Literal["auto", "logistic", "softmax", "linear"] = "auto"
     mode: Literal["oneshot", "mixing"] = "mixing"
-    partitions: int = field(default=4, metadata={"min": 1})
+    # blocks ("machines"); default: the cluster's task slots
+    partitions: int | None = field(default=None, metadata={"min": 1})
+    # barrier: one live barrier stage serves every epoch; jobs: one Spark job per epoch
+    engine: Literal["barrier", "jobs"] = "barrier"
+    max_attempts: int = field(default=3, metadata={"min": 1})
     epochs: int = field(default=5, metadata={"min": 1})
     batch_size: int = field(default=64, metadata={"min": 1})
     learning_rate: float = field(default=0.1, metadata={"min": 0.0})
@@ -59,7 +64,11 @@ class KMeansConfig:
     init_rounds: int = field(default=2, metadata={"min": 1})
     # candidates sampled per k-means|| round, as a multiple of k (Bahmani et al.'s l = 2k)
     oversampling: float = field(default=2.0, metadata={"min": 0.1})
-    partitions: int = field(default=4, metadata={"min": 1})
+    # blocks ("machines"); default: the cluster's task slots
+    partitions: int | None = field(default=None, metadata={"min": 1})
+    # barrier: one live barrier stage serves every iteration; jobs: one Spark job per iteration
+    engine: Literal["barrier", "jobs"] = "barrier"
+    max_attempts: int = field(default=3, metadata={"min": 1})
     seed: int = 42
     compare: bool = False
     fault: BlockFaultConfig = field(default_factory=BlockFaultConfig)

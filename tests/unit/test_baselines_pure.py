@@ -93,25 +93,24 @@ def test_lloyd_sums_match_brute_force() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(500, 4))
     centers = rng.normal(size=(6, 4))
-    out = ops.lloyd_sums(x, centers, far=3)
+    out = ops.lloyd_sums(x, centers)
     dist = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
     idx = dist.argmin(1)
     for j in range(6):
         np.testing.assert_allclose(out["sums"][j], x[idx == j].sum(0), atol=1e-9)
     np.testing.assert_array_equal(out["counts"], np.bincount(idx, minlength=6))
     assert out["cost"] == pytest.approx(dist.min(1).sum())
-    np.testing.assert_allclose(np.sort(out["far_dist"]), np.sort(dist.min(1))[-3:])
+    far = ops.merge_far(ops.farthest(x[:250], centers, 3), ops.farthest(x[250:], centers, 3))
+    np.testing.assert_allclose(np.sort(far["far_dist"]), np.sort(dist.min(1))[-3:])
 
 
 def test_empty_cluster_takes_the_farthest_point() -> None:
     x = np.array([[0.0], [0.2], [9.0]])
     centers = np.array([[0.1], [100.0], [9.0]])  # centre 1 attracts nothing
-    total = ops.merge_sums(
-        ops.lloyd_sums(x[:2], centers, far=3), ops.lloyd_sums(x[2:], centers, far=3)
-    )
-    new, empty = ops.update_centers(centers, total)
-    assert empty == 1
-    assert new[1, 0] in (0.0, 0.2)  # a point at distance 0.01 from centre 0, the farthest one
+    total = ops.merge_sums(ops.lloyd_sums(x[:2], centers), ops.lloyd_sums(x[2:], centers))
+    far = ops.merge_far(ops.farthest(x[:2], centers, 1), ops.farthest(x[2:], centers, 1))
+    new = ops.update_centers(centers, total, far)
+    assert new[1, 0] in (0.0, 0.2)  # one of the rows 0.1 away from centre 0, the farthest ones
     assert new[0, 0] == pytest.approx(0.1) and new[2, 0] == 9.0
 
 

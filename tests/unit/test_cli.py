@@ -14,9 +14,18 @@ from sparkdl.cli import EXIT_BAD_INPUT, build_parser, main
 def test_help_lists_only_working_subcommands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"doctor", "config", "generate", "prepare", "train", "bench"}
+    assert set(sub.choices) == {
+        "doctor",
+        "config",
+        "generate",
+        "prepare",
+        "train",
+        "sgd",
+        "kmeans",
+        "bench",
+    }
     bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")
-    assert set(bench.choices) == {"prepare", "train"}
+    assert set(bench.choices) == {"prepare", "train", "baselines"}
 
 
 def test_config_prints_resolved_yaml(capsys: pytest.CaptureFixture[str], repo) -> None:
