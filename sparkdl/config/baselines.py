@@ -40,7 +40,8 @@ class SGDConfig:
     engine: Literal["barrier", "jobs"] = "barrier"
     max_attempts: int = field(default=3, metadata={"min": 1})
     epochs: int = field(default=5, metadata={"min": 1})
-    batch_size: int = field(default=64, metadata={"min": 1})
+    # numpy works best on a few hundred rows per step; small data may want 16 to 64
+    batch_size: int = field(default=256, metadata={"min": 1})
     learning_rate: float = field(default=0.1, metadata={"min": 0.0})
     # learning rate of epoch e: learning_rate * lr_decay ** e
     lr_decay: float = field(default=0.7, metadata={"min": 0.0, "max": 1.0})

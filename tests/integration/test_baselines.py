@@ -156,7 +156,7 @@ def _sgd(spark: Any, dataset: str, out: Path, **kw: Any) -> SGDResult:
 @pytest.mark.parametrize(
     ("fixture", "settings"),
     [
-        ("generated", {"epochs": 4}),
+        ("generated", {"epochs": 4, "batch_size": 64}),
         # 398 training rows: many local epochs, one average (Zinkevich's one-shot scheme)
         (
             "breast_cancer",
@@ -203,7 +203,9 @@ def test_softmax_on_digits_and_engines_agree_bit_for_bit(
     spark: Any, digits: str, tmp_path: Path
 ) -> None:
     runs = {
-        engine: _sgd(spark, digits, tmp_path / engine, partitions=2, epochs=6, engine=engine)
+        engine: _sgd(
+            spark, digits, tmp_path / engine, partitions=2, epochs=6, batch_size=32, engine=engine
+        )
         for engine in ("barrier", "jobs")
     }
     assert runs["barrier"].kind == "softmax"
@@ -232,6 +234,7 @@ def test_linear_regression_recovers_the_coefficients(
         dataset,
         tmp_path_factory.mktemp("reg-out"),
         epochs=8,
+        batch_size=32,
         learning_rate=0.05,
         lr_decay=0.8,
     )
@@ -242,14 +245,15 @@ def test_linear_regression_recovers_the_coefficients(
 def test_sgd_rerun_and_recovery_from_a_failed_task_give_identical_weights(
     spark: Any, generated: str, tmp_path: Path
 ) -> None:
-    base = _sgd(spark, generated, tmp_path / "a", partitions=2, epochs=3)
-    again = _sgd(spark, generated, tmp_path / "b", partitions=2, epochs=3)
+    base = _sgd(spark, generated, tmp_path / "a", partitions=2, epochs=3, batch_size=64)
+    again = _sgd(spark, generated, tmp_path / "b", partitions=2, epochs=3, batch_size=64)
     failed_once = _sgd(
         spark,
         generated,
         tmp_path / "c",
         partitions=2,
         epochs=3,
+        batch_size=64,
         fault=BlockFaultConfig(partition=1, iteration=1),
     )
     for other in (again, failed_once):
