@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks that print measured ratios side by side (set-up runs first when needed).
 #   scripts/bench.sh prepare [--rows N] [--repeats R]
-#   scripts/bench.sh train [--rows N] [--epochs E] [--batch B]
+#   scripts/bench.sh train [--rows N] [--epochs E] [--batch B] [--hidden H] [--depth D]
+#   scripts/bench.sh baselines [--rows N] [--partitions P]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
