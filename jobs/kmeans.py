@@ -4,7 +4,8 @@ Reads split ``kmeans.split`` of the prepared dataset ``kmeans.dataset`` into cac
 blocks, clusters it into ``kmeans.k`` clusters and writes ``model.npz`` (centres),
 ``model.json`` and ``metrics.json`` (cost per iteration, ARI and NMI against the labels) to
 ``kmeans.output``; ``--compare`` adds MLlib and scikit-learn on the same data (compare.md).
-Exit codes: 0 done, 2 bad input or config, 1 anything else.
+Exit codes: 0 done, 2 bad input or config, 3 infrastructure
+failure (retry later), 1 anything else.
 
 Run locally::
 

@@ -4,7 +4,8 @@ Reads the prepared dataset ``sgd.dataset`` into cached numpy blocks (``sgd.parti
 them), trains logistic, softmax or linear regression with one-shot averaging or iterative
 parameter mixing (``sgd.mode``) and writes ``model.npz``, ``model.json`` and ``metrics.json``
 to ``sgd.output``; ``--compare`` adds MLlib and scikit-learn on the same data (compare.md).
-Exit codes: 0 trained, 2 bad input or config, 1 anything else.
+Exit codes: 0 trained, 2 bad input or config, 3 infrastructure
+failure (retry later), 1 anything else.
 
 Run locally::
 

@@ -3,7 +3,8 @@
 Reads ``prepare.input``, checks its columns against ``prepare.columns`` before any Spark job,
 quarantines defective rows, fits the featurizer on the training split, writes each split with a
 layout balanced for ``prepare.layout.workers`` ranks and publishes a new version atomically.
-Exit codes: 0 published (or already published), 2 bad input or config, 1 anything else.
+Exit codes: 0 published (or already published), 2 bad input or config, 3 infrastructure
+failure (retry later), 1 anything else.
 
 Run locally::
 

@@ -4,7 +4,8 @@ Each of ``launch.num_workers`` barrier tasks becomes a Horovod rank (Gloo on CPU
 executors) reading its own row groups of ``train.dataset`` through petastorm. Rank 0 writes a
 checkpoint every epoch; a failed stage is retried up to ``train.max_attempts`` times from the
 last checkpoint. The model, TensorBoard logs and ``metrics.json`` land in ``train.output``.
-Exit codes: 0 trained, 2 bad input or config, 1 training failed.
+Exit codes: 0 trained, 2 bad input or config, 3 training failed on every attempt (infrastructure:
+retry later), 1 anything else.
 
 Run locally::
 

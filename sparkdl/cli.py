@@ -116,7 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(doctor)
     doctor.set_defaults(func=_cmd_doctor)
 
-    for name in ("generate", "prepare", "train", "sgd", "kmeans"):
+    for name in (
+        "generate",
+        "prepare",
+        "train",
+        "sgd",
+        "kmeans",
+        "evaluate",
+        "predict",
+        "pipeline",
+    ):
         command = sub.add_parser(name, help=COMMANDS[name].help, description=COMMANDS[name].help)
         add_command_arguments(name, command)
         command.set_defaults(func=partial(run_command, name))

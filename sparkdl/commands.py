@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INFRA = 3
 
 Outcome = tuple[str, bool]
 
@@ -101,6 +102,42 @@ def _kmeans(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -
     return summary, True
 
 
+def _evaluate(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.serve.evaluate import run_evaluate
+
+    r = run_evaluate(spark, cfg=cfg.evaluate)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if isinstance(v, float))
+    return (
+        f"evaluated {r.rows} rows in {r.seconds:.1f} s: {shown}; metrics.json in {r.output}",
+        True,
+    )
+
+
+def _predict(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.serve.predict import run_predict
+
+    r = run_predict(spark, cfg=cfg.predict)
+    return f"wrote {r.rows} predictions to {r.output} in {r.seconds:.1f} s", True
+
+
+def _pipeline(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.pipeline.run import run_pipeline
+
+    r = run_pipeline(spark, cfg=cfg, run_id=args.run_id, run_date=args.run_date)
+    did = f"ran {', '.join(r.ran)}" if r.ran else "nothing left to run"
+    skipped = f"; skipped (done earlier): {', '.join(r.skipped)}" if r.skipped else ""
+    return f"pipeline run {r.run_id}: {did}{skipped} in {r.seconds:.1f} s; report: {r.report}", True
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-id", default=None, help="the run to start or resume (default: the run date)"
+    )
+    parser.add_argument(
+        "--run-date", default=None, help="the run's logical date, YYYY-MM-DD (default: today, UTC)"
+    )
+
+
 def _add_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare",
@@ -152,6 +189,20 @@ COMMANDS: dict[str, Command] = {
         "distributed k-means (k-means|| init, Lloyd with tree reduction) baseline",
         _add_compare,
     ),
+    "evaluate": Command(
+        _evaluate,
+        False,
+        "score a trained model on a prepared split on the executors (accuracy, log loss, AUC)",
+    ),
+    "predict": Command(
+        _predict, False, "batch inference on a prepared split or new raw data, written as Parquet"
+    ),
+    "pipeline": Command(
+        _pipeline,
+        True,
+        "generate -> prepare -> train -> baselines -> evaluate -> report, resumable by run id",
+        _add_run,
+    ),
     "allreduce-check": Command(
         _allreduce, True, "all-reduce known tensors on Horovod ranks and verify"
     ),
@@ -172,14 +223,19 @@ def run_command(name: str, args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        0 success, 1 the command failed (a launch that exhausted its attempts, a check that did
-        not hold), 2 bad input or config (nothing was changed).
+        0 success, 1 the command ran but failed (a check that did not hold, an unexpected
+        error), 2 bad input or config (nothing was changed), 3 infrastructure failure (Horovod
+        ranks or baseline tasks that failed every attempt, Spark/JVM errors, I/O errors):
+        retrying later may help.
 
     Examples
     --------
     >>> run_command("prepare", parsed_args)  # doctest: +SKIP
     0
     """
+    from py4j.protocol import Py4JError
+
+    from sparkdl.baselines.engine import EngineError
     from sparkdl.launch import LaunchError
     from sparkdl.session import build_session, stop_session
 
@@ -196,9 +252,10 @@ def run_command(name: str, args: argparse.Namespace) -> int:
         logger.debug("bad input", exc_info=True)
         print(f"sparkdl {name}: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except LaunchError as exc:
-        print(f"sparkdl {name}: failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except (LaunchError, EngineError, Py4JError, OSError) as exc:
+        logger.debug("infrastructure failure", exc_info=True)
+        print(f"sparkdl {name}: infrastructure failure: {str(exc)[:4000]}", file=sys.stderr)
+        return EXIT_INFRA
     finally:
         stop_session(spark)
     print(summary)

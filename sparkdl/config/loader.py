@@ -367,3 +367,15 @@ __all__ = [
     "read_yaml",
     "to_dict",
 ]
+
+
+def load_section(cls: type[T], data: Mapping[str, Any], *, source: str = "a manifest") -> T:
+    """Build and validate one config section from a plain mapping (such as a manifest's copy).
+
+    Examples
+    --------
+    >>> from sparkdl.config.data import ColumnsConfig
+    >>> load_section(ColumnsConfig, {"numeric": ["x0"], "label": "y"}).label
+    'y'
+    """
+    return _build(cls, data, "", source)

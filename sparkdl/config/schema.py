@@ -14,6 +14,8 @@ from typing import Literal
 
 from sparkdl.config.baselines import KMeansConfig, SGDConfig
 from sparkdl.config.data import GenerateConfig, PrepareConfig
+from sparkdl.config.pipeline import PipelineConfig
+from sparkdl.config.serve import EvaluateConfig, PredictConfig
 from sparkdl.config.train import TrainConfig
 
 SparkProfile = Literal["local", "local-cluster", "standalone", "yarn", "databricks"]
@@ -119,3 +121,6 @@ class SparkdlConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sgd: SGDConfig = field(default_factory=SGDConfig)
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)

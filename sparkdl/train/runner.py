@@ -85,8 +85,10 @@ def _progress_printer(epochs: int) -> Any:
             for k, v in value.items()
             if k not in ("epoch", "attempt", "epochs", "seconds")
         )
+        done = int(value["epoch"]) + 1
+        bar = "#" * round(20 * done / epochs)
         line = (
-            f"[sparkdl train] epoch {int(value['epoch']) + 1}/{epochs} (attempt {value['attempt'] + 1})  "
+            f"[sparkdl train] [{bar:<20}] epoch {done}/{epochs} (attempt {value['attempt'] + 1})  "
             f"{metrics}  {value['seconds']:.1f} s"
         )
         print(line, file=sys.stderr, flush=True)

@@ -128,8 +128,8 @@ def test_killed_rank_resumes_from_checkpoint(
     assert "was killed by signal 9" in retry
     assert "sparkdl fault injection: kill at rank 1, epoch 1, batch 3, attempt 0" in retry
     progress = capfd.readouterr().err  # the driver's live progress lines
-    assert "[sparkdl train] epoch 1/3 (attempt 1)" in progress
-    assert f"[sparkdl train] epoch {EPOCHS}/{EPOCHS} (attempt 2)" in progress
+    assert "[sparkdl train] [#######             ] epoch 1/3 (attempt 1)" in progress
+    assert f"[sparkdl train] [{'#' * 20}] epoch {EPOCHS}/{EPOCHS} (attempt 2)" in progress
 
 
 def test_failing_rank_exhausts_attempts(spark, dataset: str, tmp_path: Path) -> None:

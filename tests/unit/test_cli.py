@@ -22,6 +22,9 @@ def test_help_lists_only_working_subcommands() -> None:
         "train",
         "sgd",
         "kmeans",
+        "evaluate",
+        "predict",
+        "pipeline",
         "bench",
     }
     bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")

@@ -1,0 +1,38 @@
+"""Config sections ``evaluate`` and ``predict``: applying a trained model on the executors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sparkdl.config.data import SourceConfig
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Score a trained model on one split of a prepared dataset."""
+
+    model: str = "runs/train/model"
+    # default: the dataset version the model was trained on (from its sparkdl_model.json)
+    dataset: str | None = None
+    split: Literal["train", "validation", "test"] = "test"
+    output: str = "runs/evaluate"
+    batch_size: int = field(default=4096, metadata={"min": 1})
+    write_predictions: bool = True
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Batch inference: a prepared split, or new raw data featurized with the model's featurizer.
+
+    With ``raw`` set, rows are read like ``prepare.input`` and must carry the columns the model's
+    dataset declared (the label may be missing); otherwise ``dataset`` and ``split`` name
+    already-featurized rows.
+    """
+
+    model: str = "runs/train/model"
+    raw: SourceConfig | None = None
+    dataset: str | None = None
+    split: Literal["train", "validation", "test"] = "test"
+    output: str = "runs/predict"
+    batch_size: int = field(default=4096, metadata={"min": 1})

@@ -1,0 +1,1 @@
+"""The end-to-end pipeline: run state, steps, and the report."""

@@ -1,0 +1,203 @@
+"""The run report: ``report.md``, ``report.json`` and PNG plots, from the steps' result files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sparkdl.baselines.common import write_json
+from sparkdl.pipeline.state import RunState
+
+logger = logging.getLogger(__name__)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect(run_dir: Path, state: RunState) -> dict[str, Any]:
+    """Every number the report shows, from the files the steps wrote."""
+    train = _read(run_dir / "train" / "metrics.json")
+    return {
+        "run_id": state.data["run_id"],
+        "run_date": state.data["run_date"],
+        "steps": state.data["steps"],
+        "train": train,
+        "sgd": _read(run_dir / "sgd" / "metrics.json"),
+        "mllib_logistic": _read(run_dir / "sgd" / "mllib.json"),
+        "kmeans": _read(run_dir / "kmeans" / "metrics.json"),
+        "mllib_kmeans": _read(run_dir / "kmeans" / "mllib.json"),
+        "evaluate": _read(run_dir / "evaluate" / "metrics.json"),
+    }
+
+
+def _plots(data: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: list[str] = []
+    train, sgd = data["train"], data["sgd"]
+    if train and train.get("history"):
+        hist = train["history"]
+        epochs = [h["epoch"] + 1 for h in hist]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+            ax.plot(epochs, [h.get(key) for h in hist], marker="o", label=f"train {key}")
+            if any(f"val_{key}" in h for h in hist):
+                ax.plot(
+                    epochs,
+                    [h.get(f"val_{key}") for h in hist],
+                    marker="o",
+                    label=f"validation {key}",
+                )
+            ax.set_xlabel("epoch")
+            ax.set_title(key)
+            ax.legend()
+        fig.suptitle("Horovod training curves")
+        fig.tight_layout()
+        fig.savefig(out / "training_curves.png", dpi=100)
+        plt.close(fig)
+        made.append("training_curves.png")
+    if train or sgd:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if train and train.get("history"):
+            elapsed, t = [], 0.0
+            for h in train["history"]:
+                t += h.get("seconds", 0.0)
+                elapsed.append(t)
+            ax.plot(
+                elapsed,
+                [h.get("val_accuracy") for h in train["history"]],
+                marker="o",
+                label="Horovod MLP (validation)",
+            )
+        if sgd and sgd.get("history"):
+            ax.plot(
+                [h["trained_s"] for h in sgd["history"]],
+                [h.get("validation_accuracy", h.get("test_accuracy")) for h in sgd["history"]],
+                marker="s",
+                label="ParallelSGD (validation)",
+            )
+        mllib = data["mllib_logistic"]
+        if mllib:
+            ax.scatter(
+                [mllib["wall_s"]],
+                [mllib["accuracy"]],
+                color="black",
+                zorder=3,
+                label="MLlib LogisticRegression (test)",
+            )
+        ax.set_xlabel("training wall time (s)")
+        ax.set_ylabel("accuracy")
+        ax.set_title("accuracy against wall time")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "accuracy_vs_time.png", dpi=100)
+        plt.close(fig)
+        made.append("accuracy_vs_time.png")
+    km = data["kmeans"]
+    if km and km.get("cost_per_iteration"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        costs = km["cost_per_iteration"]
+        ax.plot(range(1, len(costs) + 1), costs, marker="o", label="sparkdl k-means")
+        if data["mllib_kmeans"]:
+            ref = data["mllib_kmeans"]["cost_per_iteration"]
+            ax.plot(
+                range(1, len(ref) + 1),
+                ref,
+                marker="x",
+                linestyle="--",
+                label="MLlib KMeans, same start",
+            )
+        ax.set_xlabel("Lloyd iteration")
+        ax.set_ylabel("cost (sum of squared distances)")
+        ax.set_title("k-means cost per iteration")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "kmeans_cost.png", dpi=100)
+        plt.close(fig)
+        made.append("kmeans_cost.png")
+    if train and train.get("samples_per_s"):
+        fig, ax = plt.subplots(figsize=(5, 4))
+        per_worker = train["samples_per_s"] / max(1, train.get("workers", 1))
+        ax.bar(
+            [f"rank {r}" for r in range(train.get("workers", 1))],
+            [per_worker] * train.get("workers", 1),
+        )
+        ax.set_ylabel("samples/s")
+        ax.set_title(f"throughput per worker (total {train['samples_per_s']:,.0f} samples/s)")
+        fig.tight_layout()
+        fig.savefig(out / "throughput.png", dpi=100)
+        plt.close(fig)
+        made.append("throughput.png")
+    return made
+
+
+def _markdown(data: dict[str, Any], plots: list[str]) -> str:
+    lines = [f"# sparkdl pipeline run {data['run_id']}", "", f"Run date: {data['run_date']}", ""]
+    lines += ["## Steps", "", "| step | status | seconds | result |", "|---|---|---|---|"]
+    for step, entry in data["steps"].items():
+        result = entry.get("summary", entry.get("error", "")).replace("|", "/").replace("\n", " ")
+        lines.append(
+            f"| {step} | {entry.get('status')} | {entry.get('seconds', 0.0):.1f} | {result} |"
+        )
+    lines += ["", "## Results", "", "| model | accuracy | log loss | wall s |", "|---|---|---|---|"]
+    train, ev, sgd, mllib = data["train"], data["evaluate"], data["sgd"], data["mllib_logistic"]
+    if ev:
+        m = ev["metrics"]
+        wall = train.get("wall_s", 0.0) if train else 0.0
+        lines.append(
+            f"| Horovod MLP (distributed evaluation, {ev['split']}) | {m.get('accuracy', float('nan')):.4f} | {m.get('log_loss', float('nan')):.4f} | {wall:.1f} |"
+        )
+    if sgd and sgd.get("test"):
+        lines.append(
+            f"| ParallelSGD {sgd['kind']} | {sgd['test'].get('accuracy', float('nan')):.4f} | {sgd['test'].get('log_loss', float('nan')):.4f} | {sgd['wall_s']:.1f} |"
+        )
+    if mllib:
+        lines.append(
+            f"| MLlib LogisticRegression | {mllib['accuracy']:.4f} | {mllib['log_loss']:.4f} | {mllib['wall_s']:.1f} |"
+        )
+    if ev and "roc_auc" in ev["metrics"]:
+        lines += ["", f"ROC AUC of the Horovod model: {ev['metrics']['roc_auc']:.4f}"]
+    if ev and "confusion_matrix" in ev["metrics"]:
+        lines += ["", "Confusion matrix (rows: true label, columns: predicted):", ""]
+        lines += [
+            "    " + " ".join(f"{v:>8d}" for v in row) for row in ev["metrics"]["confusion_matrix"]
+        ]
+    km = data["kmeans"]
+    if km:
+        lines += ["", "## k-means", ""]
+        lines.append(
+            f"k={km['config']['k']}: {km['iterations']} iterations "
+            f"({'converged' if km['converged'] else 'max_iter reached'}), "
+            + ", ".join(f"{k} {v:.4g}" for k, v in km["metrics"].items())
+            + f", {km['seconds_per_iteration'] * 1000:.1f} ms per iteration"
+        )
+    if train:
+        lines += [
+            "",
+            "## Training",
+            "",
+            f"{train.get('workers')} Horovod ranks, {train.get('samples_per_s', 0):,.0f} samples/s, "
+            f"{train.get('attempts')} attempt(s), weights identical on all ranks: "
+            f"{train.get('weights_identical_on_all_ranks')}",
+        ]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: Path, *, state: RunState) -> Path:
+    """Write ``report/`` (Markdown, JSON and plots) for a run and return the Markdown's path."""
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    data = collect(run_dir, state)
+    plots = _plots(data, out)
+    write_json(out / "report.json", {**data, "plots": plots})
+    (out / "report.md").write_text(_markdown(data, plots))
+    logger.info("report written to %s", out / "report.md")
+    return out / "report.md"

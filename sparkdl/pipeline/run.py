@@ -1,0 +1,276 @@
+"""``sparkdl pipeline``: generate -> prepare -> train -> baselines -> evaluate -> report.
+
+One run is keyed by its run id (default: the run date). Its folder holds ``state.json``, a log
+file and every step's output; re-running a finished run does nothing, re-running a failed one
+resumes at the first unfinished step (training itself resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.baselines.common import write_json
+from sparkdl.config.loader import to_dict
+from sparkdl.config.schema import SparkdlConfig
+from sparkdl.pipeline.state import DONE, RunState
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+StepFn = Callable[["SparkSession", SparkdlConfig, Path, RunState], tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """How a pipeline run ended."""
+
+    run_id: str
+    run_dir: str
+    ran: list[str]
+    skipped: list[str]
+    report: str | None
+    seconds: float
+
+
+def run_config(cfg: SparkdlConfig, run_dir: Path) -> SparkdlConfig:
+    """Point every step's inputs and outputs at the run: data from ``prepare.output``, results
+    under ``run_dir``."""
+    data = cfg.prepare.output
+    return dataclasses.replace(
+        cfg,
+        train=dataclasses.replace(cfg.train, dataset=data, output=str(run_dir / "train")),
+        sgd=dataclasses.replace(cfg.sgd, dataset=data, output=str(run_dir / "sgd")),
+        kmeans=dataclasses.replace(
+            cfg.kmeans, dataset=data, split="train", output=str(run_dir / "kmeans")
+        ),
+        evaluate=dataclasses.replace(
+            cfg.evaluate,
+            model=str(run_dir / "train" / "model"),
+            dataset=None,
+            output=str(run_dir / "evaluate"),
+        ),
+    )
+
+
+def _generate(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.data.generate import write_generated
+
+    r = write_generated(spark, cfg=cfg.generate)
+    return r.summary(), {"path": cfg.generate.output}
+
+
+def _prepare(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.data.prepare import run_prepare
+
+    r = run_prepare(spark, cfg=cfg.prepare)
+    summary = f"{'already published' if r.skipped else 'published'} version {r.version}: splits {r.split_rows}"
+    return summary, {"dataset": r.root, "version": r.version, "splits": r.split_rows}
+
+
+def _train(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.train.runner import run_training
+
+    r = run_training(spark, train=cfg.train, launch=cfg.launch)
+    summary = (
+        f"{len(r.history)} epochs on {r.workers} ranks, {r.samples_per_s:,.0f} samples/s, "
+        f"test accuracy {r.test.get('accuracy', float('nan')):.4f}"
+    )
+    return summary, {"model": r.export_dir, "metrics": str(Path(r.output) / "metrics.json")}
+
+
+def _sgd(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.baselines.sgd import run_parallel_sgd
+
+    r = run_parallel_sgd(spark, cfg=cfg.sgd)
+    outputs: dict[str, Any] = {"metrics": str(Path(r.output) / "metrics.json")}
+    summary = f"ParallelSGD {r.kind}: test {', '.join(f'{k} {v:.4f}' for k, v in r.test.items())}"
+    if cfg.pipeline.compare_mllib and r.kind != "linear":
+        from sparkdl.baselines.compare import mllib_logistic
+        from sparkdl.data.dataset import open_dataset
+
+        mllib = mllib_logistic(spark, open_dataset(spark, cfg.sgd.dataset), l2=cfg.sgd.l2)
+        write_json(Path(r.output) / "mllib.json", mllib)
+        outputs["mllib"] = str(Path(r.output) / "mllib.json")
+        summary += f"; MLlib LogisticRegression accuracy {mllib['accuracy']:.4f}"
+    return summary, outputs
+
+
+def _kmeans(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.baselines.compare import mllib_kmeans_same_init
+    from sparkdl.baselines.kmeans import run_kmeans
+    from sparkdl.data.dataset import open_dataset
+
+    ds = open_dataset(spark, cfg.kmeans.dataset)
+    k = cfg.pipeline.kmeans_k or max(2, ds.num_classes)
+    r = run_kmeans(spark, cfg=dataclasses.replace(cfg.kmeans, k=k))
+    outputs: dict[str, Any] = {"metrics": str(Path(r.output) / "metrics.json")}
+    summary = f"k={k}: {r.iterations} iterations, " + ", ".join(
+        f"{m} {v:.4g}" for m, v in r.metrics.items()
+    )
+    if cfg.pipeline.compare_mllib:
+        # MLlib does not report cost per iteration: refit from the same centres for 1..n
+        costs = [
+            mllib_kmeans_same_init(spark, ds, "train", init=r.init_centers, max_iter=i, tol=0.0)[
+                "cost"
+            ]
+            for i in range(1, min(cfg.pipeline.mllib_cost_iterations, r.iterations) + 1)
+        ]
+        write_json(Path(r.output) / "mllib.json", {"cost_per_iteration": costs})
+        outputs["mllib"] = str(Path(r.output) / "mllib.json")
+    return summary, outputs
+
+
+def _evaluate(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.serve.evaluate import run_evaluate
+
+    r = run_evaluate(spark, cfg=cfg.evaluate)
+    shown = {k: v for k, v in r.metrics.items() if isinstance(v, float)}
+    return ", ".join(f"{k} {v:.4f}" for k, v in shown.items()), {
+        "metrics": str(Path(r.output) / "metrics.json")
+    }
+
+
+def _report(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+) -> tuple[str, dict[str, Any]]:
+    from sparkdl.pipeline.report import write_report
+
+    path = write_report(run_dir, state=state)
+    return f"report at {path}", {"report": str(path)}
+
+
+STEPS: dict[str, StepFn] = {
+    "generate": _generate,
+    "prepare": _prepare,
+    "train": _train,
+    "sgd": _sgd,
+    "kmeans": _kmeans,
+    "evaluate": _evaluate,
+    "report": _report,
+}
+
+
+def default_run_date() -> str:
+    """Today's date in UTC (``YYYY-MM-DD``), the default run date and run id."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def _config_hash(cfg: SparkdlConfig) -> str:
+    import hashlib
+
+    settings = to_dict(cfg)
+    settings.pop("spark", None)  # where it runs does not change what it computes
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _say(text: str) -> None:
+    print(f"[sparkdl pipeline] {text}", file=sys.stderr, flush=True)
+
+
+def run_pipeline(
+    spark: SparkSession,
+    *,
+    cfg: SparkdlConfig,
+    run_id: str | None = None,
+    run_date: str | None = None,
+) -> PipelineResult:
+    """Run (or resume) one pipeline run; see the module docstring.
+
+    Examples
+    --------
+    >>> run_pipeline(spark, cfg=cfg, run_id="nightly-2026-11-22").report  # doctest: +SKIP
+    'runs/pipeline/nightly-2026-11-22/report/report.md'
+    """
+    start = time.perf_counter()
+    run_date = run_date or default_run_date()
+    run_id = run_id or run_date
+    run_dir = Path(cfg.pipeline.root).resolve() / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = run_config(cfg, run_dir)
+    state = RunState.open(run_dir, run_id=run_id, run_date=run_date, config_hash=_config_hash(cfg))
+    handler = logging.FileHandler(run_dir / "pipeline.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    steps = [s for s in STEPS if s in cfg.pipeline.steps]
+    ran, skipped = [], []
+    try:
+        for i, step in enumerate(steps, 1):
+            if state.status(step) == DONE:
+                skipped.append(step)
+                _say(f"{i}/{len(steps)} {step}: done in an earlier attempt, skipped")
+                continue
+            _say(f"{i}/{len(steps)} {step} ...")
+            state.start(step)
+            try:
+                summary, outputs = STEPS[step](spark, cfg, run_dir, state)
+            except BaseException as exc:
+                state.fail(step, "".join(traceback.format_exception_only(type(exc), exc)))
+                _say(
+                    f"{i}/{len(steps)} {step} FAILED: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                )
+                raise
+            state.finish(step, summary=summary, outputs=outputs)
+            ran.append(step)
+            _say(
+                f"{i}/{len(steps)} {step}: {summary} ({state.data['steps'][step]['seconds']:.1f} s)"
+            )
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    report = state.outputs("report").get("report")
+    _say(summary_table(state, steps))
+    return PipelineResult(
+        run_id=run_id,
+        run_dir=str(run_dir),
+        ran=ran,
+        skipped=skipped,
+        report=report,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def summary_table(state: RunState, steps: list[str]) -> str:
+    """The end-of-run table: each step's status, time and one-line result."""
+    from sparkdl.bench.measure import format_table
+
+    rows = []
+    for step in steps:
+        entry = state.data["steps"].get(step, {})
+        rows.append(
+            [
+                step,
+                entry.get("status", "-"),
+                f"{entry.get('seconds', 0.0):.1f}",
+                entry.get("summary", "")[:90],
+            ]
+        )
+    return (
+        "summary of run "
+        + state.data["run_id"]
+        + "\n"
+        + format_table(["step", "status", "s", "result"], rows)
+    )

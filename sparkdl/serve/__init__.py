@@ -1,0 +1,1 @@
+"""Distributed inference and evaluation of trained models on the executors."""

@@ -1,0 +1,188 @@
+"""Batch inference on the executors: the Keras model loaded once per Python worker.
+
+Rows go through ``mapInPandas``; each Python worker loads the SavedModel the first time it
+needs it and keeps it for the following batches and tasks (Python workers are reused). New raw
+data is read, validated and featurized exactly as ``sparkdl prepare`` did for the training
+data, with the featurizer fitted then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.config.serve import PredictConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+    from sparkdl.data.dataset import PreparedDataset
+
+logger = logging.getLogger(__name__)
+
+PREDICTION = "prediction"
+PROBABILITY = "probability"
+_MODELS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A trained model folder and what ``sparkdl_model.json`` says about it."""
+
+    path: str
+    featurizer: str
+    dataset_version_path: str
+    feature_dim: int
+    label_values: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of a classification model (1 for regression)."""
+        return max(1, len(self.label_values))
+
+
+def model_info(path: str) -> ModelInfo:
+    """Read a trained model folder's ``sparkdl_model.json``.
+
+    Raises
+    ------
+    ValueError
+        When the folder is not a model written by ``sparkdl train``.
+    """
+    meta_path = Path(path) / "sparkdl_model.json"
+    if not meta_path.is_file():
+        raise ValueError(
+            f"{path} has no sparkdl_model.json: it is not a model written by `sparkdl train`; "
+            "point evaluate.model / predict.model at <train.output>/model"
+        )
+    meta = json.loads(meta_path.read_text())
+    featurizer = str(meta["featurizer"])
+    return ModelInfo(
+        path=str(Path(path).resolve()),
+        featurizer=featurizer,
+        dataset_version_path=featurizer.rsplit("/", 1)[0],
+        feature_dim=int(meta["feature_dim"]),
+        label_values=[str(v) for v in meta.get("label_values") or []],
+    )
+
+
+def _load(path: str) -> Any:
+    model = _MODELS.get(path)
+    if model is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
+        model = tf.keras.models.load_model(path, compile=False)
+        _MODELS[path] = model
+    return model
+
+
+def predict_batches(
+    frames: Iterator[pd.DataFrame], *, model_path: str, num_classes: int, batch_size: int
+) -> Iterator[pd.DataFrame]:
+    """``mapInPandas`` body: add ``prediction`` and ``probability`` to each pandas batch."""
+    import numpy as np
+
+    model = _load(model_path)
+    for frame in frames:
+        if frame.empty:
+            continue
+        x = np.stack(frame["features"].to_numpy()).astype(np.float32)
+        out = model.predict(x, batch_size=batch_size, verbose=0)
+        frame = frame.copy()
+        if num_classes > 1:
+            z = out - out.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            frame[PREDICTION] = p.argmax(axis=1).astype(np.int32)
+            frame[PROBABILITY] = list(p.astype(np.float32))
+        else:
+            frame[PREDICTION] = out[:, 0].astype(np.float64)
+            frame[PROBABILITY] = [np.zeros(0, dtype=np.float32)] * len(frame)
+        yield frame
+
+
+def predict_frame(df: DataFrame, *, info: ModelInfo, batch_size: int) -> DataFrame:
+    """Add ``prediction`` and ``probability`` columns to rows with a ``features`` array."""
+    from pyspark.sql.types import (
+        ArrayType,
+        DoubleType,
+        FloatType,
+        IntegerType,
+        StructField,
+        StructType,
+    )
+
+    if "features" not in df.columns:
+        raise ValueError(f"input rows have no 'features' column (columns: {df.columns})")
+    pred_type = IntegerType() if info.num_classes > 1 else DoubleType()
+    schema = StructType(
+        [
+            *df.schema.fields,
+            StructField(PREDICTION, pred_type),
+            StructField(PROBABILITY, ArrayType(FloatType())),
+        ]
+    )
+    path, classes = info.path, info.num_classes
+    return df.mapInPandas(
+        lambda it: predict_batches(it, model_path=path, num_classes=classes, batch_size=batch_size),
+        schema,
+    )
+
+
+def featurize_raw(spark: SparkSession, *, raw: Any, dataset: PreparedDataset) -> DataFrame:
+    """Read new raw data and featurize it with the dataset's fitted featurizer.
+
+    The input must carry the columns the dataset declared (``prepare.columns``), label included
+    (any declared label value will do for unlabelled rows: predictions ignore it). Rows that fail
+    validation are left out and counted in the log.
+    """
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    from sparkdl.config.data import ColumnsConfig
+    from sparkdl.config.loader import load_section
+    from sparkdl.data.featurize import apply_featurizer
+    from sparkdl.data.sources import read_raw
+    from sparkdl.data.validate import REASON, parse_valid, tag_defects
+
+    columns = load_section(ColumnsConfig, dataset.manifest["config"]["columns"])
+    source = read_raw(spark, source=raw, columns=columns)
+    tagged = tag_defects(source.frame, columns=columns, typed=source.typed)
+    valid = parse_valid(tagged.where(F.col(REASON).isNull()), columns=columns)
+    keep = (columns.id,) if columns.id else ()
+    return apply_featurizer(valid, fitted=PipelineModel.load(dataset.featurizer_path), keep=keep)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """Where the predictions went."""
+
+    output: str
+    rows: int
+    seconds: float
+
+
+def run_predict(spark: SparkSession, *, cfg: PredictConfig) -> PredictResult:
+    """Write predictions for a prepared split or new raw data as Parquet to ``cfg.output``."""
+    from sparkdl.data.dataset import open_dataset
+    from sparkdl.data.fs import HadoopFS
+
+    start = time.perf_counter()
+    info = model_info(cfg.model)
+    dataset = open_dataset(spark, cfg.dataset or info.dataset_version_path)
+    if cfg.raw is not None:
+        rows = featurize_raw(spark, raw=cfg.raw, dataset=dataset)
+    else:
+        rows = dataset.read(spark, cfg.split)
+    out = HadoopFS(spark).qualify(cfg.output)
+    predict_frame(rows, info=info, batch_size=cfg.batch_size).write.mode("overwrite").parquet(out)
+    count = spark.read.parquet(out).count()
+    return PredictResult(output=out, rows=count, seconds=time.perf_counter() - start)
