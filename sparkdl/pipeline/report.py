@@ -141,6 +141,8 @@ def _markdown(data: dict[str, Any], plots: list[str]) -> str:
     lines = [f"# sparkdl pipeline run {data['run_id']}", "", f"Run date: {data['run_date']}", ""]
     lines += ["## Steps", "", "| step | status | seconds | result |", "|---|---|---|---|"]
     for step, entry in data["steps"].items():
+        if step == "report":
+            continue
         result = entry.get("summary", entry.get("error", "")).replace("|", "/").replace("\n", " ")
         lines.append(
             f"| {step} | {entry.get('status')} | {entry.get('seconds', 0.0):.1f} | {result} |"

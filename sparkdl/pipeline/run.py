@@ -212,9 +212,7 @@ def run_pipeline(
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = run_config(cfg, run_dir)
     state = RunState.open(run_dir, run_id=run_id, run_date=run_date, config_hash=_config_hash(cfg))
-    handler = logging.FileHandler(run_dir / "pipeline.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    handler, restore = _log_to_file(run_dir / "pipeline.log")
     steps = [s for s in STEPS if s in cfg.pipeline.steps]
     ran, skipped = [], []
     try:
@@ -239,7 +237,7 @@ def run_pipeline(
                 f"{i}/{len(steps)} {step}: {summary} ({state.data['steps'][step]['seconds']:.1f} s)"
             )
     finally:
-        logging.getLogger().removeHandler(handler)
+        restore()
         handler.close()
     report = state.outputs("report").get("report")
     _say(summary_table(state, steps))
@@ -251,6 +249,28 @@ def run_pipeline(
         report=report,
         seconds=time.perf_counter() - start,
     )
+
+
+def _log_to_file(path: Path) -> tuple[logging.Handler, Callable[[], None]]:
+    """Send INFO and above to the run's log file without making the console chattier."""
+    root = logging.getLogger()
+    before = root.level
+    quiet = [h for h in root.handlers if h.level == logging.NOTSET]
+    for h in quiet:
+        h.setLevel(before or logging.WARNING)
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(min(before or logging.WARNING, logging.INFO))
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        root.setLevel(before)
+        for h in quiet:
+            h.setLevel(logging.NOTSET)
+
+    return handler, restore
 
 
 def summary_table(state: RunState, steps: list[str]) -> str:
