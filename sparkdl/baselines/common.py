@@ -33,6 +33,17 @@ def maybe_fail(fault: BlockFaultConfig, *, partition: int, iteration: int) -> No
         )
 
 
+def dataset_card(dataset: Any) -> dict[str, Any]:
+    """What a baseline model file records about the data it was fitted on."""
+    return {
+        "feature_names": dataset.feature_names,
+        "label_values": dataset.manifest.get("label_values"),
+        "dataset": dataset.path,
+        "dataset_version": dataset.manifest.get("version"),
+        "featurizer": dataset.featurizer_path,
+    }
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically (a temp file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from sparkdl.baselines import kmeans_ops as ops
 from sparkdl.baselines.blocks import Block, plan_blocks
-from sparkdl.baselines.common import maybe_fail, write_json, write_npz
+from sparkdl.baselines.common import dataset_card, maybe_fail, write_json, write_npz
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig
 
@@ -273,10 +273,7 @@ def _write(result: KMeansResult, *, cfg: KMeansConfig, dataset: Any) -> None:
             "format": "sparkdl-kmeans/1",
             "k": cfg.k,
             "dim": int(result.centers.shape[1]),
-            "feature_names": dataset.feature_names,
-            "dataset": dataset.path,
-            "dataset_version": dataset.manifest.get("version"),
-            "featurizer": dataset.featurizer_path,
+            **dataset_card(dataset),
         },
     )
     write_json(

@@ -21,7 +21,7 @@ import numpy as np
 
 from sparkdl.baselines import linear
 from sparkdl.baselines.blocks import Block, plan_blocks
-from sparkdl.baselines.common import maybe_fail, write_json, write_npz
+from sparkdl.baselines.common import dataset_card, maybe_fail, write_json, write_npz
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import SGDConfig
 
@@ -187,11 +187,7 @@ def _write(result: SGDResult, *, cfg: SGDConfig, dataset: Any) -> None:
             "format": "sparkdl-linear/1",
             "kind": result.kind,
             "dim": int(result.weights.W.shape[0]),
-            "label_values": dataset.manifest.get("label_values"),
-            "feature_names": dataset.feature_names,
-            "dataset": dataset.path,
-            "dataset_version": dataset.manifest.get("version"),
-            "featurizer": dataset.featurizer_path,
+            **dataset_card(dataset),
         },
     )
     write_json(

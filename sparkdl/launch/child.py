@@ -100,16 +100,7 @@ def run_in_child(
             spare.hand_over(proc, env=child_env, payload=str(payload), result=str(result))
             emit(f"{label} runs in warm spare process {proc.pid} (launch.warm_start)")
         else:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sparkdl.launch._entry", str(payload), str(result)],
-                env=child_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                errors="replace",
-                start_new_session=True,
-            )
+            proc = start_entry([str(payload), str(result)], env=child_env, stdin=subprocess.DEVNULL)
         try:
             value = _supervise(proc, result, label=label, timeout_s=timeout_s, emit=emit)
         except RankError:
@@ -119,6 +110,21 @@ def run_in_child(
         if warm_start:
             spare.start(child_env)
         return value
+
+
+def start_entry(args: list[str], *, env: Mapping[str, str], stdin: int) -> subprocess.Popen[str]:
+    """Start ``python -m sparkdl.launch._entry ARGS`` as the leader of its own process group,
+    its stdout and stderr merged into one text pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sparkdl.launch._entry", *args],
+        env=dict(env),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
 
 
 def _supervise(

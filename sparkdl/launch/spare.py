@@ -60,16 +60,9 @@ def start(env: Mapping[str, str]) -> None:
         _discard(_spare[1])
     base = {k: v for k, v in env.items() if not k.startswith(_PER_RUN)}
     base["SPARKDL_PARENT_PID"] = str(os.getpid())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparkdl.launch._entry", "--wait", ",".join(PRELOAD)],
-        env=base,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
+    from sparkdl.launch.child import start_entry
+
+    proc = start_entry(["--wait", ",".join(PRELOAD)], env=base, stdin=subprocess.PIPE)
     _spare = (spare_key(env), proc)
     logger.debug("started warm spare rank process %d", proc.pid)
 
