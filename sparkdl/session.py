@@ -181,14 +181,14 @@ def launched_by_spark_submit() -> bool:
     return _SUBMIT_GATEWAY
 
 
-def _submit_master() -> str | None:
-    """Return the master spark-submit set, or None when this Python started Spark itself."""
+def _submitted_conf() -> dict[str, str]:
+    """The confs spark-submit set (``--master``, ``--conf``, ...); empty when this Python
+    started Spark itself."""
     if not _SUBMIT_GATEWAY:
-        return None
+        return {}
     from pyspark import SparkConf
 
-    conf = SparkConf()
-    return conf.get("spark.master") if conf.contains("spark.master") else None
+    return dict(SparkConf().getAll())
 
 
 def build_session(
@@ -240,7 +240,12 @@ def build_session(
         return spark
 
     _prepare_environment(cfg)
-    conf = session_conf(cfg, launch=launch, submit_master=_submit_master())
+    submitted = _submitted_conf()
+    conf = session_conf(cfg, launch=launch, submit_master=submitted.get("spark.master"))
+    # What the spark-submit command line says wins over the profile and the config file (for
+    # example spark.pyspark.python pointing into an environment shipped with --archives).
+    for key in submitted:
+        conf.pop(key, None)
     conf.update(extra_conf or {})
     active = SparkSession.getActiveSession()
     if active is not None:
