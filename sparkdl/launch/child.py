@@ -92,6 +92,11 @@ def run_in_child(
         child_env = {
             **os.environ,
             **env,
+            # What this Python worker can import, the rank can (spark-submit --py-files land on
+            # the worker's sys.path, not in its environment).
+            "PYTHONPATH": os.pathsep.join(
+                [*(p for p in sys.path if p), *filter(None, [env.get("PYTHONPATH")])]
+            ),
             "PYTHONUNBUFFERED": "1",
             "SPARKDL_PARENT_PID": str(os.getpid()),
         }

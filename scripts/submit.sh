@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# spark-submit a sparkdl job with the project packed for executors that have nothing installed:
+#   scripts/submit.sh --master spark://127.0.0.1:7077 jobs/pipeline.py -c conf/local.yaml -c conf/standalone.yaml
+#   scripts/submit.sh --master yarn --deploy-mode client jobs/train_horovod.py -c conf/yarn.yaml
+# Builds once per version of the stack (kept in dist/):
+#   dist/sparkdl_pipeline-<version>-py3-none-any.whl   the project, shipped with --py-files
+#   dist/sparkdl-env-<stack hash>.tar.gz               the .venv packed with venv-pack (TensorFlow,
+#                                                      Horovod, ...), shipped with --archives and
+#                                                      unpacked as ./environment on each executor
+# Every -c/--config file is also shipped with --files. Options before the job file go to
+# spark-submit; the job file and what follows go to the job. The driver runs this machine's .venv.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/setup.sh
+PY="$ROOT/.venv/bin/python"
+DIST="$ROOT/dist"
+mkdir -p "$DIST"
+log() { printf '[submit] %s\n' "$*" >&2; }
+
+# ---- split the command line ---------------------------------------------------------------
+submit_args=(); job=""; job_args=()
+for arg in "$@"; do
+  if [[ -z "$job" && "$arg" == *.py ]]; then job="$arg"; continue; fi
+  if [[ -z "$job" ]]; then submit_args+=("$arg"); else job_args+=("$arg"); fi
+done
+[[ -n "$job" ]] || { echo "usage: $0 [spark-submit options] jobs/<job>.py [job options]" >&2; exit 2; }
+files=()
+for ((i = 0; i < ${#job_args[@]}; i++)); do
+  case "${job_args[$i]}" in -c|--config) files+=("$(realpath "${job_args[$((i + 1))]}")") ;; esac
+done
+
+# ---- build the wheel and the packed environment (cached) -----------------------------------
+"$PY" -m pip install -q -c requirements/constraints.txt "venv-pack==0.2.0"
+wheel="$(ls "$DIST"/sparkdl_pipeline-*.whl 2>/dev/null | head -n 1 || true)"
+src_hash="$(cat pyproject.toml $(git ls-files sparkdl) 2>/dev/null | sha256sum | cut -c1-16)"
+if [[ ! -f "$DIST/.wheel-$src_hash" || -z "$wheel" ]]; then
+  rm -f "$DIST"/sparkdl_pipeline-*.whl "$DIST"/.wheel-*
+  "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DIST" . >&2
+  touch "$DIST/.wheel-$src_hash"
+  wheel="$(ls "$DIST"/sparkdl_pipeline-*.whl | head -n 1)"
+  log "built $wheel"
+fi
+env_hash="$(cut -c1-16 < .venv/.sparkdl-setup.sha256)"
+archive="$DIST/sparkdl-env-$env_hash.tar.gz"
+if [[ ! -f "$archive" ]]; then
+  rm -f "$DIST"/sparkdl-env-*.tar.gz
+  log "packing .venv with venv-pack into $archive (once per stack; a few minutes)"
+  "$ROOT/.venv/bin/venv-pack" -p "$ROOT/.venv" -o "$archive.tmp" --ignore-editable-packages \
+    --format tar.gz --force >&2
+  mv "$archive.tmp" "$archive"
+fi
+
+# ---- submit ---------------------------------------------------------------------------------
+source "$ROOT/.venv/bin/activate"   # pyspark's spark-submit finds SPARK_HOME from the venv
+cmd=(spark-submit
+  --archives "$archive#environment"
+  --py-files "$wheel"
+  --conf spark.pyspark.python=./environment/bin/python
+  --conf spark.pyspark.driver.python="$PY")
+[[ ${#files[@]} -gt 0 ]] && cmd+=(--files "$(IFS=,; echo "${files[*]}")")
+cmd+=("${submit_args[@]}" "$job" "${job_args[@]}")
+log "${cmd[*]}"
+exec "${cmd[@]}"
