@@ -186,8 +186,10 @@ def _submitted_conf() -> dict[str, str]:
     started Spark itself."""
     if not _SUBMIT_GATEWAY:
         return {}
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
 
+    # Connect to spark-submit's JVM first: before that, SparkConf cannot see its settings.
+    SparkContext._ensure_initialized()
     return dict(SparkConf().getAll())
 
 

@@ -178,10 +178,10 @@ class BarrierEngine:
     def __init__(
         self, spark: SparkSession, plan: BlockPlan, *, attempt: int = 0, timeout_s: float = 600.0
     ) -> None:
-        from sparkdl.launch.preflight import cluster_slots
+        from sparkdl.launch.preflight import settled_slots
 
         self.partitions = plan.partitions
-        slots = cluster_slots(spark)
+        slots = settled_slots(spark, want=plan.partitions, wait_s=30.0)
         if plan.partitions > slots:
             raise ValueError(
                 f"{plan.partitions} partitions but the cluster runs {slots} tasks at once; the "

@@ -218,11 +218,11 @@ def run_kmeans(
     0.98
     """
     from sparkdl.data.dataset import open_dataset
-    from sparkdl.launch.preflight import cluster_slots
+    from sparkdl.launch.preflight import settled_slots
 
     start = time.perf_counter()
     ds = open_dataset(spark, cfg.dataset)
-    partitions = cfg.partitions or cluster_slots(spark)
+    partitions = cfg.partitions or settled_slots(spark)
     plan = plan_blocks(ds, cfg.split, partitions=partitions)
     if plan.rows < cfg.k:
         raise ValueError(

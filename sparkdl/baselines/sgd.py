@@ -125,13 +125,13 @@ def run_parallel_sgd(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
     0.9012
     """
     from sparkdl.data.dataset import open_dataset
-    from sparkdl.launch.preflight import cluster_slots
+    from sparkdl.launch.preflight import settled_slots
 
     start = time.perf_counter()
     ds = open_dataset(spark, cfg.dataset)
     kind = linear.resolve_kind(cfg.model, task=ds.task, num_classes=ds.num_classes)
     held_out = [s for s in ("validation", "test") if ds.manifest["splits"].get(s, {}).get("rows")]
-    partitions = cfg.partitions or cluster_slots(spark)
+    partitions = cfg.partitions or settled_slots(spark)
     plan = plan_blocks(ds, "train", partitions=partitions, held_out=held_out)
     logger.info(
         "ParallelSGD (%s, %s, %s engine) on %d rows in %d partitions, evaluated on %s",

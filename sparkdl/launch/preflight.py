@@ -39,6 +39,26 @@ def cluster_slots(spark: SparkSession) -> int:
     return int(jsc.maxNumConcurrentTasks(profile))
 
 
+def settled_slots(spark: SparkSession, *, want: int | None = None, wait_s: float = 60.0) -> int:
+    """Task slots once executors have registered: at least ``want``, or the count once it is
+    non-zero and unchanged for 3 s (a standalone or YARN session starts with none)."""
+    sc = spark.sparkContext
+    if local_slots(sc.master, sc.defaultParallelism) is not None:
+        return cluster_slots(spark)  # fixed by the master URL
+    deadline = time.monotonic() + wait_s
+    have, stable_since = cluster_slots(spark), time.monotonic()
+    while time.monotonic() < deadline:
+        if want is not None and have >= want:
+            break
+        if want is None and have > 0 and time.monotonic() - stable_since >= 3.0:
+            break
+        time.sleep(0.5)
+        now = cluster_slots(spark)
+        if now != have:
+            have, stable_since = now, time.monotonic()
+    return have
+
+
 def check_horovod_build(*, gpus: bool) -> None:
     """Raise RuntimeError when the installed Horovod lacks Gloo (CPU) or NCCL (GPU)."""
     import horovod.tensorflow as hvd
