@@ -3,7 +3,7 @@
 #   scripts/submit.sh --master spark://127.0.0.1:7077 jobs/pipeline.py -c conf/local.yaml -c conf/standalone.yaml
 #   scripts/submit.sh --master yarn --deploy-mode client jobs/train_horovod.py -c conf/yarn.yaml
 # Builds once per version of the stack (kept in dist/):
-#   dist/sparkdl_pipeline-<version>-py3-none-any.whl   the project, shipped with --py-files
+#   dist/sparkdl_pipeline-<version>-py3-none-any.whl   the project, shipped (as .zip) with --py-files
 #   dist/sparkdl-env-<stack hash>.tar.gz               the .venv packed with venv-pack (TensorFlow,
 #                                                      Horovod, ...), shipped with --archives and
 #                                                      unpacked as ./environment on each executor
@@ -35,19 +35,23 @@ done
 wheel="$(ls "$DIST"/sparkdl_pipeline-*.whl 2>/dev/null | head -n 1 || true)"
 src_hash="$(cat pyproject.toml $(git ls-files sparkdl) 2>/dev/null | sha256sum | cut -c1-16)"
 if [[ ! -f "$DIST/.wheel-$src_hash" || -z "$wheel" ]]; then
-  rm -f "$DIST"/sparkdl_pipeline-*.whl "$DIST"/.wheel-*
+  rm -f "$DIST"/sparkdl_pipeline-*.whl "$DIST"/sparkdl_pipeline-*.zip "$DIST"/.wheel-*
   "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DIST" . >&2
   touch "$DIST/.wheel-$src_hash"
   wheel="$(ls "$DIST"/sparkdl_pipeline-*.whl | head -n 1)"
   log "built $wheel"
 fi
+# PySpark puts only .zip/.egg/.jar --py-files on the executors' sys.path; a wheel is a zip.
+pyfile="${wheel%.whl}.zip"
+cp -f "$wheel" "$pyfile"
 env_hash="$(cut -c1-16 < .venv/.sparkdl-setup.sha256)"
 archive="$DIST/sparkdl-env-$env_hash.tar.gz"
 if [[ ! -f "$archive" ]]; then
   rm -f "$DIST"/sparkdl-env-*.tar.gz
   log "packing .venv with venv-pack into $archive (once per stack; a few minutes)"
-  "$ROOT/.venv/bin/venv-pack" -p "$ROOT/.venv" -o "$archive.tmp" --ignore-editable-packages \
-    --format tar.gz --force >&2
+  # The project itself goes as the wheel: leave out the editable install's path hooks.
+  "$ROOT/.venv/bin/venv-pack" -p "$ROOT/.venv" -o "$archive.tmp" --format tar.gz \
+    --compress-level 1 --exclude 'lib/python*/site-packages/__editable__*' --force >&2
   mv "$archive.tmp" "$archive"
 fi
 
@@ -55,7 +59,7 @@ fi
 source "$ROOT/.venv/bin/activate"   # pyspark's spark-submit finds SPARK_HOME from the venv
 cmd=(spark-submit
   --archives "$archive#environment"
-  --py-files "$wheel"
+  --py-files "$pyfile"
   --conf spark.pyspark.python=./environment/bin/python
   --conf spark.pyspark.driver.python="$PY")
 [[ ${#files[@]} -gt 0 ]] && cmd+=(--files "$(IFS=,; echo "${files[*]}")")
