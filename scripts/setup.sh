@@ -6,6 +6,9 @@
 # Environment:
 #   SPARKDL_PYTHON   interpreter to build the venv from (default: python3.11, python3.10, python3)
 #   SPARKDL_VENV     venv folder (default: <repo>/.venv)
+#   SPARKDL_GPU=1    GPU executors: TensorFlow 2.15.1 with its CUDA 12 wheels instead of
+#                    tensorflow-cpu, and Horovod built with NCCL (HOROVOD_GPU_OPERATIONS=NCCL);
+#                    needs the CUDA 12 toolkit (nvcc) at CUDA_HOME (default /usr/local/cuda)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +18,7 @@ STAMP="$VENV/.sparkdl-setup.sha256"
 HOROVOD_VERSION="0.28.1"
 FORCE=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
+GPU="${SPARKDL_GPU:-0}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -68,7 +72,8 @@ pick_python() {
 }
 
 stack_hash() {
-  cat "$ROOT/pyproject.toml" "$CONSTRAINTS" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1
+  { cat "$ROOT/pyproject.toml" "$CONSTRAINTS" "$ROOT/scripts/setup.sh"; echo "gpu=$GPU"; } \
+    | sha256sum | cut -d' ' -f1
 }
 
 check_horovod_build() {
@@ -79,7 +84,11 @@ check_horovod_build() {
     printf '%s\n' "$out" >&2
     die "Horovod was built without TensorFlow or Gloo (see above); rerun scripts/setup.sh --force"
   fi
-  log "horovodrun --check-build: TensorFlow and Gloo present"
+  if [[ "$GPU" == 1 ]] && ! grep -q '\[X\] NCCL' <<<"$out"; then
+    printf '%s\n' "$out" >&2
+    die "SPARKDL_GPU=1 but Horovod was built without NCCL (see above); check CUDA_HOME and rerun with --force"
+  fi
+  log "horovodrun --check-build: TensorFlow and Gloo present$([[ "$GPU" == 1 ]] && echo ', NCCL present')"
 }
 
 main() {
@@ -110,12 +119,25 @@ main() {
 
   local reinstall=()
   (( FORCE )) && reinstall=(--force-reinstall --no-deps)
-  if [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("horovod"))' 2>/dev/null)" != "$HOROVOD_VERSION" ]] || (( FORCE )); then
-    log "building Horovod $HOROVOD_VERSION with TensorFlow and Gloo (2-4 minutes on 2 cores; pip caches the wheel)"
-    # pip's wheel cache is keyed by version only: never mix these flags with a GPU build's cache.
-    HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
-    HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 HOROVOD_CPU_OPERATIONS=GLOO \
-      "${pip[@]}" install -q -c "$CONSTRAINTS" --no-build-isolation "${reinstall[@]}" "horovod==$HOROVOD_VERSION" \
+  local build_env=(HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1
+    HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 HOROVOD_CPU_OPERATIONS=GLOO)
+  local cache=()
+  if [[ "$GPU" == 1 ]]; then
+    log "GPU stack: tensorflow[and-cuda]==2.15.1 (CUDA 12 wheels, NCCL included)"
+    "${pip[@]}" uninstall -q -y tensorflow-cpu || true
+    "${pip[@]}" install -q "tensorflow[and-cuda]==2.15.1"
+    local nccl
+    nccl="$("$VENV/bin/python" -c 'import os, nvidia.nccl as n; print(os.path.dirname(n.__file__) if n.__file__ else list(n.__path__)[0])')"
+    [[ -e "$nccl/lib/libnccl.so" ]] || ln -sf "$nccl/lib/libnccl.so.2" "$nccl/lib/libnccl.so"
+    build_env+=(HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_NCCL_HOME="$nccl"
+      HOROVOD_CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}")
+    cache=(--no-cache-dir)  # pip's wheel cache is keyed by version only: keep CPU and GPU builds apart
+    [[ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]] || die "SPARKDL_GPU=1 needs the CUDA 12 toolkit (nvcc) at CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}"
+  fi
+  if [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("horovod"))' 2>/dev/null)" != "$HOROVOD_VERSION" ]] || (( FORCE )) || [[ "$GPU" == 1 ]]; then
+    log "building Horovod $HOROVOD_VERSION with TensorFlow and Gloo$([[ "$GPU" == 1 ]] && echo ' and NCCL') (2-4 minutes on 2 cores)"
+    env "${build_env[@]}" \
+      "${pip[@]}" install -q -c "$CONSTRAINTS" --no-build-isolation "${cache[@]}" "${reinstall[@]}" "horovod==$HOROVOD_VERSION" \
       || die "building Horovod failed; it needs gcc/g++ 9+, cmake (installed from constraints) and the Python headers (apt-get install python3.11-dev)"
   fi
   check_horovod_build
