@@ -103,7 +103,8 @@ def _plots(data: dict[str, Any], out: Path) -> list[str]:
     if km and km.get("cost_per_iteration"):
         fig, ax = plt.subplots(figsize=(6, 4))
         costs = km["cost_per_iteration"]
-        ax.plot(range(1, len(costs) + 1), costs, marker="o", label="sparkdl k-means")
+        # costs[i] is measured against the centres after i updates (costs[0]: the initial ones)
+        ax.plot(range(len(costs)), costs, marker="o", label="sparkdl k-means")
         if data["mllib_kmeans"]:
             ref = data["mllib_kmeans"]["cost_per_iteration"]
             ax.plot(
@@ -113,7 +114,7 @@ def _plots(data: dict[str, Any], out: Path) -> list[str]:
                 linestyle="--",
                 label="MLlib KMeans, same start",
             )
-        ax.set_xlabel("Lloyd iteration")
+        ax.set_xlabel("Lloyd updates of the centres (0 = initial centres)")
         ax.set_ylabel("cost (sum of squared distances)")
         ax.set_title("k-means cost per iteration")
         ax.legend()

@@ -6,6 +6,7 @@ of its own and stopped afterwards; the jobs run in the project's .venv on both s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -141,3 +142,72 @@ def test_pipeline_and_a_killed_rank_resume_on_the_cluster(
     metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert metrics["attempts"] == 2 and metrics["resumed_from_epoch"] == 0, out.stdout
     assert [h["epoch"] for h in metrics["history"]] == [0, 1]
+
+
+def test_a_killed_spark_worker_mid_training_resumes_after_it_comes_back(
+    cluster: Path, repo: Path, tmp_path: Path
+) -> None:
+    """SIGKILL one worker with its executor during epoch 2, start it again: the driver
+    retries the barrier stage once the slots are back and resumes from the last checkpoint."""
+    import signal
+    import time
+
+    _submit(repo, "generate_data.py", tmp_path, "generate.rows=60000")
+    _submit(repo, "prepare_data.py", tmp_path, "generate.rows=60000")
+    venv_bin = repo / ".venv" / "bin"
+    cmd = [
+        str(venv_bin / "spark-submit"),
+        "--master",
+        MASTER,
+        str(repo / "jobs" / "train_horovod.py"),
+        "-c",
+        str(repo / "conf" / "local.yaml"),
+        "-c",
+        str(repo / "conf" / "standalone.yaml"),
+        "--set",
+        "spark.log_level=ERROR",
+        "--set",
+        f"train.dataset={tmp_path / 'prepared'}",
+        "--set",
+        f"train.output={tmp_path / 'train'}",
+        "--set",
+        "train.epochs=6",
+        "--set",
+        "train.batch_size=32",
+    ]
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
+    # spark-submit merges the Python driver's stderr (the progress lines) into its stdout
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if "epoch 1/6 (attempt 1)" in line or time.monotonic() > deadline:
+            break
+    import psutil
+
+    # the machine behind worker-2 goes away: its Worker JVM, executor JVM and Python workers
+    worker = psutil.Process(int((cluster / "pids" / "worker-2.pid").read_text()))
+    doomed = [worker, *worker.children(recursive=True)]
+
+    def command(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:  # already gone or a zombie
+            return ""
+
+    assert any("CoarseGrainedExecutorBackend" in command(p) for p in doomed)
+    for p in doomed:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGKILL)
+    time.sleep(3)
+    assert _cluster(repo, "start", cluster).returncode == 0  # starts the missing worker only
+    out, _ = proc.communicate(timeout=600)
+    log = "".join(lines) + out
+    assert proc.returncode == 0, log[-4000:]
+    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    assert metrics["attempts"] >= 2 and metrics["resumed_from_epoch"] is not None
+    assert [h["epoch"] for h in metrics["history"]] == list(range(6))
