@@ -55,10 +55,18 @@ def test_cluster_script_status_and_idempotent_stop(repo: Path, tmp_path: Path) -
     assert "nothing started" in _cluster(repo, "status", state).stdout
 
 
-def _submit(
-    repo: Path, job: str, tmp: Path, *sets: str, timeout: int = 420
-) -> subprocess.CompletedProcess[str]:
+def _command(repo: Path, job: str, tmp: Path, *sets: str) -> tuple[list[str], dict[str, str]]:
     venv_bin = repo / ".venv" / "bin"
+    base = [
+        "spark.log_level=ERROR",
+        f"generate.output={tmp / 'raw'}",
+        "generate.rows=6000",
+        f"prepare.input.path={tmp / 'raw'}",
+        f"prepare.output={tmp / 'prepared'}",
+        f"train.dataset={tmp / 'prepared'}",
+        "train.epochs=2",
+        "train.batch_size=64",
+    ]
     cmd = [
         str(venv_bin / "spark-submit"),
         "--master",
@@ -68,25 +76,15 @@ def _submit(
         str(repo / "conf" / "local.yaml"),
         "-c",
         str(repo / "conf" / "standalone.yaml"),
-        "--set",
-        "spark.log_level=ERROR",
-        "--set",
-        f"generate.output={tmp / 'raw'}",
-        "--set",
-        "generate.rows=6000",
-        "--set",
-        f"prepare.input.path={tmp / 'raw'}",
-        "--set",
-        f"prepare.output={tmp / 'prepared'}",
-        "--set",
-        f"train.dataset={tmp / 'prepared'}",
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "train.batch_size=64",
-        *[x for s in sets for x in ("--set", s)],
+        *[x for s in (*base, *sets) for x in ("--set", s)],
     ]
-    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
+    return cmd, {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _submit(
+    repo: Path, job: str, tmp: Path, *sets: str, timeout: int = 420
+) -> subprocess.CompletedProcess[str]:
+    cmd, env = _command(repo, job, tmp, *sets)
     done = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -154,28 +152,14 @@ def test_a_killed_spark_worker_mid_training_resumes_after_it_comes_back(
 
     _submit(repo, "generate_data.py", tmp_path, "generate.rows=60000")
     _submit(repo, "prepare_data.py", tmp_path, "generate.rows=60000")
-    venv_bin = repo / ".venv" / "bin"
-    cmd = [
-        str(venv_bin / "spark-submit"),
-        "--master",
-        MASTER,
-        str(repo / "jobs" / "train_horovod.py"),
-        "-c",
-        str(repo / "conf" / "local.yaml"),
-        "-c",
-        str(repo / "conf" / "standalone.yaml"),
-        "--set",
-        "spark.log_level=ERROR",
-        "--set",
-        f"train.dataset={tmp_path / 'prepared'}",
-        "--set",
+    cmd, env = _command(
+        repo,
+        "train_horovod.py",
+        tmp_path,
         f"train.output={tmp_path / 'train'}",
-        "--set",
         "train.epochs=6",
-        "--set",
         "train.batch_size=32",
-    ]
-    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
+    )
     # spark-submit merges the Python driver's stderr (the progress lines) into its stdout
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
