@@ -116,16 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(doctor)
     doctor.set_defaults(func=_cmd_doctor)
 
-    for name in (
-        "generate",
-        "prepare",
-        "train",
-        "sgd",
-        "kmeans",
-        "evaluate",
-        "predict",
-        "pipeline",
-    ):
+    # allreduce-check runs as `sparkdl doctor --launch` and jobs/allreduce_check.py
+    for name in [n for n in COMMANDS if n != "allreduce-check"]:
         command = sub.add_parser(name, help=COMMANDS[name].help, description=COMMANDS[name].help)
         add_command_arguments(name, command)
         command.set_defaults(func=partial(run_command, name))

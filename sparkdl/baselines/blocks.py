@@ -114,6 +114,11 @@ class BlockPlan:
         """Number of blocks."""
         return len(self.items)
 
+    @property
+    def part_rows(self) -> dict[int, int]:
+        """Rows of each partition's main split, from the plan (no data read)."""
+        return {part: sum(s.stop - s.start for s in slices) for part, slices, _ in self.items}
+
 
 def build_block(
     item: tuple[int, list[Slice], dict[str, list[Slice]]], *, dim: int, label_dtype: str

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sparkdl.config.baselines import BlockFaultConfig
@@ -42,24 +38,3 @@ def dataset_card(dataset: Any) -> dict[str, Any]:
         "dataset_version": dataset.manifest.get("version"),
         "featurizer": dataset.featurizer_path,
     }
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (a temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=float)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def write_npz(path: Path, **arrays: Any) -> None:
-    """Write numpy arrays atomically as one ``.npz`` file."""
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sparkdl.baselines.blocks import Slice, read_slices
-from sparkdl.baselines.common import write_json
+from sparkdl.files import write_json
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -96,10 +97,12 @@ def mllib_kmeans_same_init(
     split: str,
     *,
     init: Any,
-    max_iter: int,
+    max_iter: int | Sequence[int],
     tol: float,
-) -> dict[str, float]:
-    """RDD-based MLlib k-means started from ``init``; cost over the split."""
+) -> Any:
+    """RDD-based MLlib k-means started from ``init``: ``{"cost", "wall_s"}`` after ``max_iter``
+    iterations, or a list of them for a sequence of iteration limits (one cached input for all
+    fits, as for a cost-per-iteration curve)."""
     from pyspark.mllib.clustering import KMeans, KMeansModel
 
     rdd = (
@@ -108,18 +111,20 @@ def mllib_kmeans_same_init(
         .rdd.map(lambda r: np.asarray(r[0], dtype=np.float64))
     )
     rdd.cache().count()
-    start = time.perf_counter()
-    model = KMeans.train(
-        rdd,
-        len(init),
-        maxIterations=max_iter,
-        epsilon=tol,
-        initialModel=KMeansModel([np.asarray(c) for c in init]),
-    )
-    wall = time.perf_counter() - start
-    cost = float(model.computeCost(rdd))
+    out = []
+    for limit in [max_iter] if isinstance(max_iter, int) else max_iter:
+        start = time.perf_counter()
+        model = KMeans.train(
+            rdd,
+            len(init),
+            maxIterations=limit,
+            epsilon=tol,
+            initialModel=KMeansModel([np.asarray(c) for c in init]),
+        )
+        wall = time.perf_counter() - start
+        out.append({"cost": float(model.computeCost(rdd)), "wall_s": wall})
     rdd.unpersist()
-    return {"cost": cost, "wall_s": wall}
+    return out[0] if isinstance(max_iter, int) else out
 
 
 def mllib_kmeans(

@@ -6,7 +6,9 @@ partition order, so the algorithms (:mod:`sgd`, :mod:`kmeans`) are written once 
 loops over this primitive.
 
 - :class:`JobsEngine` is classic Spark MapReduce: the blocks are a persisted RDD, each call is
-  one Spark job (``broadcast`` + ``map`` + ``treeReduce``), and Spark retries failed tasks.
+  one Spark job (``broadcast`` + ``map``); the per-partition results (model-sized) are merged on
+  the driver in partition order by :func:`fold`, the same merge as the barrier engine's, so both
+  give bit-identical models. Spark retries failed tasks.
 - :class:`BarrierEngine` starts one barrier stage of ``partitions`` tasks that load their block
   once and stay up; each task connects to a small TCP server on the driver, and each call sends
   ``(fn, arg)`` to every task and merges the replies. An iteration then costs its compute plus a

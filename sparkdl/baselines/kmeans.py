@@ -23,9 +23,10 @@ import numpy as np
 
 from sparkdl.baselines import kmeans_ops as ops
 from sparkdl.baselines.blocks import Block, plan_blocks
-from sparkdl.baselines.common import dataset_card, maybe_fail, write_json, write_npz
+from sparkdl.baselines.common import dataset_card, maybe_fail
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig
+from sparkdl.files import write_json, write_npz
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -50,14 +51,6 @@ class KMeansResult:
     iterations_s: float = 0.0
     wall_s: float = 0.0
     output: str = ""
-
-
-def _sizes(block: Block, _: Any) -> dict[int, int]:
-    return {block.part: len(block.y)}
-
-
-def _union(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
-    return {**a, **b}
 
 
 def _row(block: Block, arg: tuple[int, int]) -> Any:
@@ -114,11 +107,13 @@ def _pair_add(a: tuple[Any, float], b: tuple[Any, float]) -> tuple[Any, float]:
     return a[0] + b[0], a[1] + b[1]
 
 
-def kmeans_parallel_init(engine: Engine, *, cfg: KMeansConfig) -> Any:
-    """k-means|| (Bahmani et al. 2012) followed by weighted k-means++ on the candidates."""
+def kmeans_parallel_init(engine: Engine, *, cfg: KMeansConfig, sizes: dict[int, int]) -> Any:
+    """k-means|| (Bahmani et al. 2012) followed by weighted k-means++ on the candidates.
+
+    ``sizes`` holds each partition's rows (from the block plan).
+    """
     k, seed = cfg.k, cfg.seed
     # First centre: a uniformly random row, drawn without collecting: pick a partition by size.
-    sizes = engine.map_reduce(_sizes, None, _union)
     rng = np.random.default_rng([seed, 1 << 20])
     parts = sorted(sizes)
     weights = np.array([sizes[p] for p in parts], dtype=np.float64)
@@ -175,10 +170,18 @@ def cluster_metrics(engine: Engine, centers: Any, *, classes: int | None) -> dic
 
 
 def _cluster(
-    engine: Engine, *, cfg: KMeansConfig, init_centers: Any | None, classes: int | None
+    engine: Engine,
+    *,
+    cfg: KMeansConfig,
+    init_centers: Any | None,
+    classes: int | None,
+    sizes: dict[int, int],
 ) -> KMeansResult:
     t0 = time.perf_counter()
-    init = kmeans_parallel_init(engine, cfg=cfg) if init_centers is None else init_centers
+    if init_centers is None:
+        init = kmeans_parallel_init(engine, cfg=cfg, sizes=sizes)
+    else:
+        init = init_centers
     init_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     centers, costs, iterations, converged, empty = lloyd(engine, init, cfg=cfg)
@@ -242,7 +245,9 @@ def run_kmeans(
         plan,
         kind=cfg.engine,
         max_attempts=cfg.max_attempts,
-        algorithm=lambda engine: _cluster(engine, cfg=cfg, init_centers=init, classes=classes),
+        algorithm=lambda engine: _cluster(
+            engine, cfg=cfg, init_centers=init, classes=classes, sizes=plan.part_rows
+        ),
     )
     result.rows = plan.rows
     result.partitions = partitions

@@ -21,9 +21,10 @@ import numpy as np
 
 from sparkdl.baselines import linear
 from sparkdl.baselines.blocks import Block, plan_blocks
-from sparkdl.baselines.common import dataset_card, maybe_fail, write_json, write_npz
+from sparkdl.baselines.common import dataset_card, maybe_fail
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import SGDConfig
+from sparkdl.files import write_json, write_npz
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

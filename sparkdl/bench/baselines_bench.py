@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import tempfile
 from pathlib import Path
 
-from sparkdl.bench.measure import format_table
+from sparkdl.bench.measure import format_table, scratch_dir
 from sparkdl.config import SparkdlConfig, load_config
 
 logger = logging.getLogger(__name__)
@@ -160,10 +159,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> str:
     """Entry point used by the CLI."""
-    if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        return run_baselines_bench(
-            rows=args.rows, partitions=args.partitions, workdir=Path(args.workdir)
-        )
-    with tempfile.TemporaryDirectory(prefix="sparkdl-bench-baselines-") as tmp:
-        return run_baselines_bench(rows=args.rows, partitions=args.partitions, workdir=Path(tmp))
+    with scratch_dir(args.workdir, prefix="sparkdl-bench-baselines-") as workdir:
+        return run_baselines_bench(rows=args.rows, partitions=args.partitions, workdir=workdir)

@@ -12,13 +12,12 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from sparkdl.bench.measure import format_table, median, run_measured
+from sparkdl.bench.measure import format_table, median, run_measured, scratch_dir
 from sparkdl.config import SparkdlConfig, load_config, to_dict
 
 logger = logging.getLogger(__name__)
@@ -172,14 +171,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> str:
     """Entry point used by the CLI."""
-    if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    with scratch_dir(args.workdir, prefix="sparkdl-bench-") as workdir:
         return run_prepare_bench(
-            base_rows=args.rows, repeats=args.repeats, workdir=Path(args.workdir), cores=args.cores
-        )
-    with tempfile.TemporaryDirectory(prefix="sparkdl-bench-") as tmp:
-        return run_prepare_bench(
-            base_rows=args.rows, repeats=args.repeats, workdir=Path(tmp), cores=args.cores
+            base_rows=args.rows, repeats=args.repeats, workdir=workdir, cores=args.cores
         )
 
 

@@ -23,13 +23,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sparkdl.bench.measure import format_table
+from sparkdl.bench.measure import format_table, scratch_dir
 from sparkdl.config import SparkdlConfig, load_config
 
 logger = logging.getLogger(__name__)
@@ -269,24 +268,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> str:
     """Entry point used by the CLI."""
-    if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    with scratch_dir(args.workdir, prefix="sparkdl-bench-train-") as workdir:
         return run_train_bench(
             rows=args.rows,
             epochs=args.epochs,
             batch=args.batch,
             hidden=args.hidden,
             depth=args.depth,
-            workdir=Path(args.workdir),
-        )
-    with tempfile.TemporaryDirectory(prefix="sparkdl-bench-train-") as tmp:
-        return run_train_bench(
-            rows=args.rows,
-            epochs=args.epochs,
-            batch=args.batch,
-            hidden=args.hidden,
-            depth=args.depth,
-            workdir=Path(tmp),
+            workdir=workdir,
         )
 
 

@@ -151,7 +151,7 @@ def _supervise(
     try:
         code = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
         reader.join(timeout=5)
         raise RankError(
             f"{label} did not finish within {timeout_s:.0f} s and was killed; "
@@ -159,7 +159,7 @@ def _supervise(
         ) from None
     except BaseException:
         # The task is being cancelled (Spark kill, KeyboardInterrupt): take the child along.
-        _kill_group(proc)
+        kill_group(proc)
         raise
     reader.join(timeout=5)
     if code != 0:
@@ -184,7 +184,7 @@ def _pump(
         emit(f"{label} {line}")
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: subprocess.Popen[str]) -> None:
     """Kill the child and anything it started (it leads its own process group)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -86,11 +85,9 @@ def hand_over(
 
 
 def _discard(proc: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
+    from sparkdl.launch.child import kill_group
+
+    kill_group(proc)
 
 
 def wait_main(preload: str) -> int:

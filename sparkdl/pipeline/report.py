@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sparkdl.baselines.common import write_json
+from sparkdl.files import write_json
 from sparkdl.pipeline.state import RunState
 
 logger = logging.getLogger(__name__)

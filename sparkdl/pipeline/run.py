@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparkdl.baselines.common import write_json
 from sparkdl.config.loader import to_dict
 from sparkdl.config.schema import SparkdlConfig
+from sparkdl.files import write_json
 from sparkdl.pipeline.state import DONE, RunState
 
 if TYPE_CHECKING:
@@ -131,12 +131,11 @@ def _kmeans(
     )
     if cfg.pipeline.compare_mllib:
         # MLlib does not report cost per iteration: refit from the same centres for 1..n
-        costs = [
-            mllib_kmeans_same_init(spark, ds, "train", init=r.init_centers, max_iter=i, tol=0.0)[
-                "cost"
-            ]
-            for i in range(1, min(cfg.pipeline.mllib_cost_iterations, r.iterations) + 1)
-        ]
+        limits = range(1, min(cfg.pipeline.mllib_cost_iterations, r.iterations) + 1)
+        fits = mllib_kmeans_same_init(
+            spark, ds, "train", init=r.init_centers, max_iter=limits, tol=0.0
+        )
+        costs = [fit["cost"] for fit in fits]
         write_json(Path(r.output) / "mllib.json", {"cost_per_iteration": costs})
         outputs["mllib"] = str(Path(r.output) / "mllib.json")
     return summary, outputs

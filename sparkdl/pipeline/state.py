@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparkdl.baselines.common import write_json
+from sparkdl.files import write_json
 
 DONE, FAILED, RUNNING = "done", "failed", "running"
 

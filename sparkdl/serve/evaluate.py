@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparkdl.baselines.common import write_json
 from sparkdl.config.serve import EvaluateConfig
+from sparkdl.files import write_json
 from sparkdl.serve.predict import PREDICTION, PROBABILITY, model_info, predict_frame
 
 if TYPE_CHECKING:

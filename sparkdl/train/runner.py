@@ -19,6 +19,7 @@ from sparkdl.config.schema import LaunchConfig
 from sparkdl.config.train import TrainConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
 from sparkdl.data.publish import config_hash
+from sparkdl.files import write_json
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
 from sparkdl.launch.preflight import preflight
 from sparkdl.train.checkpoint import latest_checkpoint
@@ -227,7 +228,7 @@ def run_training(
         "model": result["export_dir"],
         "config": to_dict(train),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    write_json(out / "metrics.json", metrics)
     (Path(result["export_dir"]) / "sparkdl_model.json").write_text(
         json.dumps(
             {

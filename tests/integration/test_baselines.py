@@ -242,8 +242,15 @@ def test_linear_regression_recovers_the_coefficients(
     assert r.test["rmse"] < 0.15, r.test
 
 
+def _retried(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The engine's retry messages: proof that the injected fault fired and was recovered."""
+    return [
+        r.getMessage() for r in caplog.records if "engine attempt 1 of 3 failed" in r.getMessage()
+    ]
+
+
 def test_sgd_rerun_and_recovery_from_a_failed_task_give_identical_weights(
-    spark: Any, generated: str, tmp_path: Path
+    spark: Any, generated: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     base = _sgd(spark, generated, tmp_path / "a", partitions=2, epochs=3, batch_size=64)
     again = _sgd(spark, generated, tmp_path / "b", partitions=2, epochs=3, batch_size=64)
@@ -256,6 +263,8 @@ def test_sgd_rerun_and_recovery_from_a_failed_task_give_identical_weights(
         batch_size=64,
         fault=BlockFaultConfig(partition=1, iteration=1),
     )
+    retries = _retried(caplog)
+    assert len(retries) == 1 and "injected fault: partition 1 at iteration 1" in retries[0]
     for other in (again, failed_once):
         np.testing.assert_array_equal(base.weights.W, other.weights.W)
         assert [h["epoch"] for h in other.history] == [0.0, 1.0, 2.0]
@@ -302,7 +311,9 @@ def test_kmeans_cost_within_one_percent_of_mllib_and_sklearn(
     assert saved["cost_per_iteration"] == ours.costs and saved["iterations"] == ours.iterations
 
 
-def test_kmeans_rerun_engines_and_recovery_agree(spark: Any, blobs: str, tmp_path: Path) -> None:
+def test_kmeans_rerun_engines_and_recovery_agree(
+    spark: Any, blobs: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     base = _kmeans(spark, blobs, tmp_path / "a", k=5)
     runs = [
         _kmeans(spark, blobs, tmp_path / "b", k=5),
@@ -311,6 +322,8 @@ def test_kmeans_rerun_engines_and_recovery_agree(spark: Any, blobs: str, tmp_pat
             spark, blobs, tmp_path / "d", k=5, fault=BlockFaultConfig(partition=0, iteration=1)
         ),
     ]
+    retries = _retried(caplog)
+    assert len(retries) == 1 and "injected fault: partition 0 at iteration 1" in retries[0]
     np.testing.assert_array_equal(base.centers, runs[0].centers)
     np.testing.assert_array_equal(base.centers, runs[2].centers)
     assert runs[2].costs == base.costs
