@@ -1,11 +1,13 @@
 """Numpy kernels of k-means: assignment, partial sums, k-means|| sampling, k-means++.
 
 Distances use the matrix-product form ``|x|^2 - 2 x.c + |c|^2`` (one BLAS call per block).
-Everything here is pure numpy and runs inside Spark tasks or on the driver on model-sized data.
+Everything here is numpy (plus one small numba-compiled row scan) and runs inside Spark tasks
+or on the driver on model-sized data.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -25,15 +27,69 @@ def sq_distances(x: Any, centers: Any) -> Any:
     return np.maximum(d, 0.0)
 
 
-_CHUNK = 16384
+_CHUNK = 4096
+
+
+@functools.cache
+def _scan_kernel() -> Any:
+    """The compiled row scan (numba, compiled on first use in each process)."""
+    from numba import njit
+
+    @njit(nogil=True, cache=False)
+    def scan(s, xsq, x, idx, dist, sums, counts, accumulate):  # type: ignore[no-untyped-def]
+        # s[i, j] = |c_j|^2 - 2 x_i.c_j; one pass: argmin, distance, and (for Lloyd) the
+        # per-centre sums and counts, accumulated in float64.
+        n, k = s.shape
+        cost = 0.0
+        for i in range(n):
+            best = s[i, 0]
+            bj = 0
+            for j in range(1, k):
+                if s[i, j] < best:
+                    best = s[i, j]
+                    bj = j
+            d = best + xsq[i]
+            if d < 0:
+                d = 0
+            idx[i] = bj
+            dist[i] = d
+            cost += d
+            if accumulate:
+                counts[bj] += 1
+                for t in range(x.shape[1]):
+                    sums[bj, t] += x[i, t]
+        return cost
+
+    return scan
+
+
+def _nearest(x: Any, centers: Any, *, accumulate: bool) -> tuple[Any, Any, Any, Any, float]:
+    """Chunked BLAS scores, then the compiled scan; see :func:`assign` and :func:`lloyd_sums`."""
+    scan = _scan_kernel()
+    c = np.asarray(centers, dtype=x.dtype)
+    m = np.ascontiguousarray(-2.0 * c.T, dtype=x.dtype)
+    c_sq = np.einsum("ij,ij->i", c, c)
+    n, (k, dim) = len(x), c.shape
+    idx = np.empty(n, dtype=np.intp)
+    dist = np.empty(n, dtype=x.dtype)
+    sums = np.zeros((k, dim) if accumulate else (0, 0), dtype=np.float64)
+    counts = np.zeros(k if accumulate else 0, dtype=np.int64)
+    x_sq = np.einsum("ij,ij->i", x, x)
+    cost = 0.0
+    for lo in range(0, n, _CHUNK):
+        hi = lo + _CHUNK
+        s = x[lo:hi] @ m
+        s += c_sq
+        cost += scan(s, x_sq[lo:hi], x[lo:hi], idx[lo:hi], dist[lo:hi], sums, counts, accumulate)
+    return idx, dist, sums, counts, cost
 
 
 def assign(x: Any, centers: Any) -> tuple[Any, Any]:
     """Nearest centre of each row and its squared distance, computed in ``x``'s precision.
 
     ``|x|^2`` does not change which centre is nearest, so the argmin runs on
-    ``|c|^2 - 2 x.c`` (one matrix product and one broadcast add, in cache-sized chunks) and
-    ``|x|^2`` is added to the minima only.
+    ``|c|^2 - 2 x.c`` (one BLAS matrix product per cache-sized chunk, then a compiled scan of
+    the chunk's rows) and ``|x|^2`` is added to the minima only.
 
     Examples
     --------
@@ -41,34 +97,15 @@ def assign(x: Any, centers: Any) -> tuple[Any, Any]:
     >>> idx.tolist(), dist.tolist()
     ([0, 1], [1.0, 1.0])
     """
-    c = centers.astype(x.dtype)
-    m = (-2.0 * c.T).astype(x.dtype)
-    c_sq = np.einsum("ij,ij->i", c, c)
-    n, k = len(x), len(c)
-    idx = np.empty(n, dtype=np.intp)
-    best = np.empty(n, dtype=x.dtype)
-    for lo in range(0, n, _CHUNK):
-        s = x[lo : lo + _CHUNK] @ m
-        s += c_sq
-        j = s.argmin(axis=1)
-        idx[lo : lo + _CHUNK] = j
-        best[lo : lo + _CHUNK] = s.ravel()[np.arange(len(j)) * k + j]
-    best += np.einsum("ij,ij->i", x, x)
-    return idx, np.maximum(best, 0.0)
-
-
-def _sums(x: Any, idx: Any, k: int) -> tuple[Any, Any]:
-    """Per-centre coordinate sums (a sparse ``[k, n]`` one-hot times ``x``) and counts."""
-    import scipy.sparse
-
-    onehot = scipy.sparse.csr_matrix(
-        (np.ones(len(idx), dtype=x.dtype), (idx, np.arange(len(idx)))), shape=(k, len(idx))
-    )
-    return np.asarray(onehot @ x, dtype=np.float64), np.bincount(idx, minlength=k)
+    x = np.ascontiguousarray(x)
+    idx, dist, _, _, _ = _nearest(x, centers, accumulate=False)
+    return idx, dist
 
 
 def lloyd_sums(x: Any, centers: Any) -> dict[str, Any]:
     """Map side of one Lloyd iteration on one block: per-centre sums and counts, and cost.
+
+    Assignment, sums and counts happen in one pass over the rows (sums and cost in float64).
 
     Examples
     --------
@@ -76,9 +113,9 @@ def lloyd_sums(x: Any, centers: Any) -> dict[str, Any]:
     >>> out["sums"].ravel().tolist(), out["counts"].tolist(), out["cost"]
     ([1.0, 10.0], [2, 1], 2.0)
     """
-    idx, dist = assign(x, centers)
-    sums, counts = _sums(x, idx, len(centers))
-    return {"sums": sums, "counts": counts, "cost": float(dist.sum(dtype=np.float64))}
+    x = np.ascontiguousarray(x)
+    _, _, sums, counts, cost = _nearest(x, centers, accumulate=True)
+    return {"sums": sums, "counts": counts, "cost": cost}
 
 
 def farthest(x: Any, centers: Any, m: int) -> dict[str, Any]:

@@ -104,6 +104,29 @@ def test_lloyd_sums_match_brute_force() -> None:
     np.testing.assert_allclose(np.sort(far["far_dist"]), np.sort(dist.min(1))[-3:])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_scan_over_many_chunks_matches_brute_force(dtype: type) -> None:
+    # 10,001 rows: two full 4,096-row chunks and a ragged one; Fortran order is made contiguous
+    rng = np.random.default_rng(11)
+    x = np.asfortranarray(rng.normal(size=(10_001, 5)).astype(dtype))
+    centers = rng.normal(size=(7, 5))
+    x64 = x.astype(np.float64)
+    dist = ((x64[:, None, :] - centers[None]) ** 2).sum(-1)
+    idx, best = ops.assign(x, centers)
+    assert best.dtype == dtype
+    # float32 scores may flip near-ties; they must then be ties to float32 precision
+    flipped = idx != dist.argmin(1)
+    assert flipped.mean() < 1e-3
+    np.testing.assert_allclose(dist[np.arange(len(x)), idx], dist.min(1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(best, dist.min(1), rtol=1e-4, atol=1e-4)
+    out = ops.lloyd_sums(x, centers)
+    assert out["sums"].dtype == np.float64
+    np.testing.assert_array_equal(out["counts"], np.bincount(idx, minlength=7))
+    for j in range(7):
+        np.testing.assert_allclose(out["sums"][j], x64[idx == j].sum(0), rtol=1e-9, atol=1e-9)
+    assert out["cost"] == pytest.approx(dist.min(1).sum(), rel=1e-5)
+
+
 def test_empty_cluster_takes_the_farthest_point() -> None:
     x = np.array([[0.0], [0.2], [9.0]])
     centers = np.array([[0.1], [100.0], [9.0]])  # centre 1 attracts nothing
