@@ -51,11 +51,12 @@ def closest_key(key: str, valid: Iterable[str]) -> str | None:
 def _unknown_key_error(path: str, key: str, valid: Sequence[str], source: str) -> ConfigError:
     full = f"{path}.{key}" if path else key
     hint = closest_key(key, valid)
-    parts = [f"unknown config key '{full}' in {source}"]
+    message = f"unknown config key '{full}' in {source}"
     if hint:
-        parts.append(f"did you mean '{f'{path}.{hint}' if path else hint}'?")
-    parts.append(f"Valid keys here: {', '.join(sorted(valid))}.")
-    return ConfigError("; ".join(parts[:2]) + (" " + parts[-1] if len(parts) > 1 else ""))
+        message += f"; did you mean '{f'{path}.{hint}' if path else hint}'?"
+    else:
+        message += "."
+    return ConfigError(f"{message} Valid keys here: {', '.join(sorted(valid))}.")
 
 
 def _describe(tp: Any) -> str:

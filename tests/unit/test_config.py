@@ -72,6 +72,7 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
     with pytest.raises(ConfigError, match=r"Valid keys here: .*num_workers") as info:
         load_config(SparkdlConfig, overrides=["launch.zzzzzz=1"])
     assert "did you mean" not in str(info.value)
+    assert str(info.value).count("Valid keys here") == 1
 
 
 @pytest.mark.parametrize(
