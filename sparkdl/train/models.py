@@ -54,13 +54,13 @@ def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int
             if min(x.shape[1], x.shape[2]) >= 2:
                 x = tf.keras.layers.MaxPooling2D()(x)
         x = tf.keras.layers.GlobalAveragePooling2D()(x)
-        x = tf.keras.layers.Dropout(cfg.dropout)(x)
+        x = tf.keras.layers.Dropout(cfg.dropout, rng_type="stateful")(x)
     else:
         x = inputs
         for _ in range(cfg.depth):
             x = tf.keras.layers.Dense(cfg.hidden, activation="relu")(x)
             if cfg.dropout:
-                x = tf.keras.layers.Dropout(cfg.dropout)(x)
+                x = tf.keras.layers.Dropout(cfg.dropout, rng_type="stateful")(x)
     outputs = tf.keras.layers.Dense(num_classes, name="logits")(x)
     return tf.keras.Model(inputs, outputs, name=f"sparkdl_{cfg.kind}")
 
@@ -80,3 +80,26 @@ def _custom(spec: str, *, input_dim: int, num_classes: int) -> Any:
             f"train.model.function={spec!r} returned {type(model).__name__}, not a Keras model"
         )
     return model
+
+
+def reseed_random_layers(model: tf.keras.Model, *, seed: int) -> bool:
+    """Restart every random layer's stream from ``seed`` without retracing the train step.
+
+    The built-in models' dropout draws from a ``tf.random.Generator`` (``rng_type="stateful"``)
+    whose state is a variable the traced step reads, so resetting it makes an epoch's random
+    draws depend on ``seed`` alone, as a resumed run needs, at no cost. Returns False when some
+    random layer does not draw from such a generator (the caller must then reseed TensorFlow
+    and retrace); custom models should always be retraced, as their random ops are not visible
+    here.
+    """
+    layers = [
+        layer for layer in model.submodules if getattr(layer, "_random_generator", None) is not None
+    ]
+    for layer in layers:
+        gen = layer._random_generator
+        gen._maybe_init()
+        if getattr(gen, "_generator", None) is None:
+            return False
+    for i, layer in enumerate(layers):
+        layer._random_generator._generator.reset_from_seed(seed * 1009 + i)
+    return True

@@ -95,7 +95,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         start_heartbeat,
     )
     from sparkdl.train.data import load_shard, memory_dataset, rank_dataset
-    from sparkdl.train.models import build_model
+    from sparkdl.train.models import build_model, reseed_random_layers
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
@@ -185,10 +185,14 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     fit_start = time.perf_counter()
     for epoch in range(spec.resume_epoch + 1, cfg.epochs):
         # Data order and dropout depend on the epoch alone, so an attempt that resumes after
-        # epoch k replays epochs k+1.. as an uninterrupted run would: reseed, and retrace the
-        # train step so its random ops start from that seed instead of carrying state over.
+        # epoch k replays epochs k+1.. as an uninterrupted run would. The built-in models'
+        # dropout generators are reset in place; other random ops need a reseed and a retrace
+        # of the train step (a tenth of a second or more per epoch).
         tf.keras.utils.set_random_seed(cfg.seed + 7919 * epoch)
-        model.train_function = None
+        if cfg.model.kind == "custom" or not reseed_random_layers(
+            model, seed=cfg.seed + 7919 * epoch
+        ):
+            model.train_function = None
         seed = cfg.seed + epoch
         with contextlib.ExitStack() as stack:
             if memory is not None:

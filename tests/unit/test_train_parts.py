@@ -96,3 +96,71 @@ def test_steps_and_urls() -> None:
 )
 def test_early_stopping(losses: list[float], patience: int, stop: bool) -> None:
     assert _should_stop([{"val_loss": v} for v in losses], patience=patience) is stop
+
+
+def test_reseeding_dropout_replays_the_same_masks_without_a_retrace() -> None:
+    from sparkdl.train.models import reseed_random_layers
+
+    model = build(ModelConfig(hidden=32, depth=2, dropout=0.5), dim=8)
+    x = tf.ones((64, 8))
+    step = tf.function(lambda: model(x, training=True))
+    assert reseed_random_layers(model, seed=7)
+    first, second = step().numpy(), step().numpy()
+    assert not (first == second).all()  # the stream moves on between calls...
+    assert reseed_random_layers(model, seed=7)
+    assert (step().numpy() == first).all()  # ...and restarts from the seed, same trace
+    assert reseed_random_layers(model, seed=8)
+    assert not (step().numpy() == first).all()
+    assert step.experimental_get_tracing_count() == 1
+
+
+def test_reseeding_refuses_random_layers_it_cannot_reset() -> None:
+    from sparkdl.train.models import reseed_random_layers
+
+    noisy = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.GaussianNoise(0.1)])
+    assert not reseed_random_layers(noisy, seed=1)
+    assert reseed_random_layers(build(ModelConfig(dropout=0.0)), seed=1)
+
+
+def _read_all(url: str, *, columnar: bool) -> tuple[list, list]:
+    import warnings
+
+    from petastorm import make_batch_reader
+
+    from sparkdl.train.data import columnar_results
+
+    xs, ys = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with make_batch_reader(
+            url, num_epochs=1, shuffle_row_groups=False, schema_fields=["features", "label"]
+        ) as reader:
+            if columnar:
+                assert columnar_results(reader)
+            for batch in reader:
+                xs.append(batch.features)
+                ys.append(batch.label)
+    return xs, ys
+
+
+def test_columnar_results_equal_petastorms_own_conversion(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2500, 6)).astype(np.float32)
+    table = pa.table(
+        {
+            "features": pa.array(list(x), type=pa.list_(pa.float32())),
+            "label": pa.array(rng.integers(0, 3, 2500), type=pa.int32()),
+        }
+    )
+    pq.write_table(table, tmp_path / "part-0.parquet", row_group_size=1000)  # 3 row groups
+    url = petastorm_url(str(tmp_path))
+    theirs, ours = _read_all(url, columnar=False), _read_all(url, columnar=True)
+    assert [a.shape for a in ours[0]] == [(1000, 6), (1000, 6), (500, 6)]
+    for a, b in zip(theirs[0] + theirs[1], ours[0] + ours[1], strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.concatenate(ours[0]), x)
