@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,12 @@ def _type_problems(schema: StructType, columns: ColumnsConfig) -> list[str]:
 
 
 def check_columns(
-    actual: list[str], *, columns: ColumnsConfig, where: str, type_problems: list[str] = ()
+    actual: list[str],
+    *,
+    columns: ColumnsConfig,
+    where: str,
+    type_problems: Sequence[str] = (),
+    optional: Sequence[str] = (),
 ) -> None:
     """Raise ValueError when input columns differ from the declared ones, listing both.
 
@@ -137,7 +143,7 @@ def check_columns(
     ValueError: input columns in a.csv do not match prepare.columns: missing ['label', 'x1'], unexpected ['id']. Expected...
     """
     declared = list(columns.declared)
-    missing = [c for c in declared if c not in actual]
+    missing = [c for c in declared if c not in actual and c not in optional]
     unexpected = [c for c in actual if c not in declared and c not in columns.ignore]
     if not (missing or unexpected or type_problems):
         return
@@ -156,7 +162,13 @@ def check_columns(
     )
 
 
-def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfig) -> RawInput:
+def read_raw(
+    spark: SparkSession,
+    *,
+    source: SourceConfig,
+    columns: ColumnsConfig,
+    label_optional: bool = False,
+) -> RawInput:
     """Check the input's columns on the driver, then return the lazily read raw rows.
 
     Parameters
@@ -166,6 +178,10 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
         ``prepare.input``.
     columns : ColumnsConfig
         ``prepare.columns``: the declared schema.
+    label_optional : bool
+        Accept input without the label column (new data to predict on); the frame then has a
+        placeholder label, the first declared class (or 0 for regression), and
+        ``input_columns`` shows that the input had none.
 
     Returns
     -------
@@ -197,12 +213,13 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
         )
     fingerprint = fingerprint_files(files)
     declared = list(columns.declared)
+    optional = (columns.label,) if label_optional else ()
     typed = source.format == "parquet"
 
     if source.format == "csv":
         first, line = _first_line(fs, files)
         actual = parse_header(line, source)
-        check_columns(actual, columns=columns, where=first.path)
+        check_columns(actual, columns=columns, where=first.path, optional=optional)
         schema = T.StructType(
             [T.StructField(c, T.StringType()) for c in actual]
             + [T.StructField(CORRUPT, T.StringType())]
@@ -235,7 +252,7 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
                 f"the first line of {first.path} is a JSON {type(record).__name__}, not an object"
             )
         actual = list(record)
-        check_columns(actual, columns=columns, where=first.path)
+        check_columns(actual, columns=columns, where=first.path, optional=optional)
         schema = T.StructType(
             [T.StructField(c, T.StringType()) for c in actual]
             + [T.StructField(CORRUPT, T.StringType())]
@@ -255,6 +272,7 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
             columns=columns,
             where=first.path,
             type_problems=_type_problems(file_schema, columns),
+            optional=optional,
         )
         frame = (
             spark.read.schema(file_schema)
@@ -263,8 +281,9 @@ def read_raw(spark: SparkSession, *, source: SourceConfig, columns: ColumnsConfi
         )
     # A short CSV record leaves its last columns null, a long one fills them: keep that bit
     # even when the last column is one that prepare.columns.ignore drops.
+    placeholder = columns.label_values[0] if columns.task == "classification" else "0"
     frame = frame.select(
-        *declared,
+        *[F.col(f"`{c}`") if c in actual else F.lit(placeholder).alias(c) for c in declared],
         CORRUPT,
         F.input_file_name().alias(SOURCE_FILE),
         F.col(f"`{actual[-1]}`").isNull().alias(LAST_NULL),

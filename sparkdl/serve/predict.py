@@ -140,25 +140,29 @@ def predict_frame(df: DataFrame, *, info: ModelInfo, batch_size: int) -> DataFra
 def featurize_raw(spark: SparkSession, *, raw: Any, dataset: PreparedDataset) -> DataFrame:
     """Read new raw data and featurize it with the dataset's fitted featurizer.
 
-    The input must carry the columns the dataset declared (``prepare.columns``), label included
-    (any declared label value will do for unlabelled rows: predictions ignore it). Rows that fail
-    validation are left out and counted in the log.
+    The input must carry the columns the dataset declared (``prepare.columns``); the label
+    column may be left out (new, unlabelled data), and then the result has no ``label``
+    column. Rows that fail validation are left out.
     """
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
     from sparkdl.config.data import ColumnsConfig
     from sparkdl.config.loader import load_section
-    from sparkdl.data.featurize import apply_featurizer
+    from sparkdl.data.featurize import LABEL, apply_featurizer
     from sparkdl.data.sources import read_raw
     from sparkdl.data.validate import REASON, parse_valid, tag_defects
 
     columns = load_section(ColumnsConfig, dataset.manifest["config"]["columns"])
-    source = read_raw(spark, source=raw, columns=columns)
+    source = read_raw(spark, source=raw, columns=columns, label_optional=True)
     tagged = tag_defects(source.frame, columns=columns, typed=source.typed)
     valid = parse_valid(tagged.where(F.col(REASON).isNull()), columns=columns)
     keep = (columns.id,) if columns.id else ()
-    return apply_featurizer(valid, fitted=PipelineModel.load(dataset.featurizer_path), keep=keep)
+    rows = apply_featurizer(valid, fitted=PipelineModel.load(dataset.featurizer_path), keep=keep)
+    if columns.label not in source.input_columns:
+        logger.info("input %s has no %r column: predicting without labels", raw.path, columns.label)
+        rows = rows.drop(LABEL)
+    return rows
 
 
 @dataclass(frozen=True)

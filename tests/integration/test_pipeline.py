@@ -184,3 +184,30 @@ def test_predictions_on_raw_data_match_those_on_the_prepared_split(
     np.testing.assert_allclose(
         [r["q_raw"] for r in rows], [r["probability"] for r in rows], atol=1e-6
     )
+    assert "label" in spark.read.parquet(raw.output).columns
+
+    # New data comes without labels: the same rows with the label column removed
+    unlabelled = str(tmp_path / "unlabelled")
+    (
+        spark.read.option("header", True)
+        .csv(cfg.generate.output)
+        .drop("label")
+        .write.option("header", True)
+        .csv(unlabelled)
+    )
+    bare = run_predict(
+        spark,
+        cfg=PredictConfig(
+            model=model, raw=SourceConfig(path=unlabelled), output=str(tmp_path / "bare")
+        ),
+    )
+    assert bare.rows == cfg.generate.rows
+    out = spark.read.parquet(bare.output)
+    assert "label" not in out.columns
+    same = (
+        out.select("id", F.col("prediction").alias("p_bare"))
+        .join(spark.read.parquet(raw.output).select("id", "prediction"), "id")
+        .where(F.col("p_bare") == F.col("prediction"))
+        .count()
+    )
+    assert same == cfg.generate.rows
