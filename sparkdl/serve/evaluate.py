@@ -1,9 +1,10 @@
 """Distributed evaluation of a trained model: predictions on the executors, metrics by Spark.
 
-Accuracy and log loss are averages computed by Spark over the prediction rows; ROC AUC (binary
-tasks) comes from MLlib's ``BinaryClassificationEvaluator`` on the positive-class probability;
-the confusion matrix is a ``groupBy(label, prediction)`` count (classes x classes rows). Nothing
-row-sized reaches the driver.
+Classification takes one Spark job for the confusion matrix, each ``(label, prediction)`` cell
+with its count and summed log loss (classes x classes rows, from which rows, accuracy and log
+loss follow), and for binary tasks one more for ROC AUC (MLlib's
+``BinaryClassificationEvaluator`` on the positive-class probability). Nothing row-sized reaches
+the driver.
 """
 
 from __future__ import annotations
@@ -45,19 +46,26 @@ def classification_metrics(pred: DataFrame, *, num_classes: int) -> dict[str, An
     from pyspark.sql import functions as F
 
     p_true = F.element_at(F.col(PROBABILITY), F.col("label").cast("int") + 1)
-    row = pred.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.avg((F.col(PREDICTION) == F.col("label")).cast("double")).alias("accuracy"),
-        F.avg(-F.log(F.greatest(p_true.cast("double"), F.lit(_EPS)))).alias("log_loss"),
-    ).first()
-    cells = pred.groupBy("label", PREDICTION).count().collect()
+    # One job: the confusion cells carry their summed log loss; rows, accuracy and log loss
+    # follow from the (classes x classes) cells on the driver.
+    cells = (
+        pred.groupBy("label", PREDICTION)
+        .agg(
+            F.count(F.lit(1)).alias("count"),
+            F.sum(-F.log(F.greatest(p_true.cast("double"), F.lit(_EPS)))).alias("loss"),
+        )
+        .collect()
+    )
     confusion = [[0] * num_classes for _ in range(num_classes)]
-    for c in cells:
+    loss = 0.0
+    for c in sorted(cells, key=lambda c: (int(c["label"]), int(c[PREDICTION]))):
         confusion[int(c["label"])][int(c[PREDICTION])] = int(c["count"])
+        loss += float(c["loss"] or 0.0)
+    rows = sum(map(sum, confusion))
     out: dict[str, Any] = {
-        "rows": int(row["rows"]),
-        "accuracy": float(row["accuracy"] or 0.0),
-        "log_loss": float(row["log_loss"] or 0.0),
+        "rows": rows,
+        "accuracy": sum(confusion[i][i] for i in range(num_classes)) / rows if rows else 0.0,
+        "log_loss": loss / rows if rows else 0.0,
         "confusion_matrix": confusion,
     }
     if num_classes == 2:
