@@ -195,8 +195,11 @@ class _ColumnarResults:
             raise StopIteration from None
         if isinstance(table, dict):
             return schema.make_namedtuple(**table)
+        # Fields declared with more than one dimension (petastorm's own datasets) are reshaped
+        # by petastorm's converter; prepared datasets have flat lists.
+        shapes = [getattr(schema.fields.get(n), "shape", None) or () for n in table.column_names]
         columns = {name: table_column(table, name) for name in table.column_names}
-        if any(v is None for v in columns.values()):
+        if any(len(s) > 1 for s in shapes) or any(v is None for v in columns.values()):
             columns = convert_arrow_table_to_numpy_dict(table, schema)
         return schema.make_namedtuple(**columns)
 
