@@ -220,6 +220,8 @@ def run_training(
         if result["fit_seconds"]
         else 0.0,
         "workers": workers,
+        "data_source": train.data_source,
+        "rank0_memory_rows": result.get("memory_rows", 0),
         "attempts": attempt + 1,
         "resumed_from_epoch": first_resume,
         "weights_identical_on_all_ranks": len(set(result["weight_digests"])) == 1,

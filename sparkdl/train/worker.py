@@ -245,6 +245,8 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         "export_dir": spec.export_dir,
         "fit_seconds": fit_seconds,
         "samples": new_epochs * spec.steps_per_epoch * cfg.batch_size * size,
+        # rows this rank held in memory (train.data_source=memory), else 0
+        "memory_rows": 0 if memory is None else len(memory[1]),
         "workers": size,
         "seconds": time.perf_counter() - start,
     }

@@ -16,6 +16,7 @@ from sparkdl.baselines.sgd import SGDResult, run_parallel_sgd
 from sparkdl.config import SparkdlConfig, load_config
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig, SGDConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
+from tests.integration.datasets import generate_and_prepare
 
 pytestmark = pytest.mark.integration
 
@@ -54,79 +55,41 @@ def _prepare_frame(
 
 
 @pytest.fixture(scope="module")
-def generated(spark: Any, tmp_path_factory: pytest.TempPathFactory, repo: Path) -> str:
-    from sparkdl.data.generate import write_generated
-    from sparkdl.data.prepare import run_prepare
-
-    tmp = tmp_path_factory.mktemp("sgd-gen")
-    cfg = load_config(
-        SparkdlConfig,
-        files=[repo / "conf" / "local.yaml"],
-        overrides=[
-            "generate.rows=12000",
-            f"generate.output={tmp / 'raw'}",
-            f"prepare.input.path={tmp / 'raw'}",
-            f"prepare.output={tmp / 'prepared'}",
-        ],
-    )
-    write_generated(spark, cfg=cfg.generate)
-    run_prepare(spark, cfg=cfg.prepare)
-    return str(tmp / "prepared")
+def generated(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return generate_and_prepare(spark, tmp_path_factory.mktemp("sgd-gen"), "generate.rows=12000")
 
 
 @pytest.fixture(scope="module")
-def blobs(spark: Any, tmp_path_factory: pytest.TempPathFactory, repo: Path) -> str:
-    from sparkdl.data.generate import write_generated
-    from sparkdl.data.prepare import run_prepare
-
-    tmp = tmp_path_factory.mktemp("blobs")
-    cfg = load_config(
-        SparkdlConfig,
-        files=[repo / "conf" / "local.yaml", repo / "conf" / "blobs.yaml"],
-        overrides=[
-            "generate.rows=8000",
-            "generate.clusters=5",
-            "prepare.columns.label_values=[0, 1, 2, 3, 4]",
-            f"generate.output={tmp / 'raw'}",
-            f"prepare.input.path={tmp / 'raw'}",
-            f"prepare.output={tmp / 'prepared'}",
-        ],
+def blobs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return generate_and_prepare(
+        spark,
+        tmp_path_factory.mktemp("blobs"),
+        "generate.rows=8000",
+        "generate.clusters=5",
+        "prepare.columns.label_values=[0, 1, 2, 3, 4]",
+        profiles=("local.yaml", "blobs.yaml"),
     )
-    write_generated(spark, cfg=cfg.generate)
-    run_prepare(spark, cfg=cfg.prepare)
-    return str(tmp / "prepared")
+
+
+def _sklearn_set(spark: Any, tmp: Path, loader: Any, *, split: str) -> str:
+    data = loader()
+    return _prepare_frame(spark, tmp, data.data, data.target, task="classification", split=split)
 
 
 @pytest.fixture(scope="module")
 def breast_cancer(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     from sklearn.datasets import load_breast_cancer
 
-    data = load_breast_cancer()
     split = "{train: 0.7, validation: 0.0, test: 0.3, salt: 3}"
-    return _prepare_frame(
-        spark,
-        tmp_path_factory.mktemp("bc"),
-        data.data,
-        data.target,
-        task="classification",
-        split=split,
-    )
+    return _sklearn_set(spark, tmp_path_factory.mktemp("bc"), load_breast_cancer, split=split)
 
 
 @pytest.fixture(scope="module")
 def digits(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     from sklearn.datasets import load_digits
 
-    data = load_digits()
     split = "{train: 0.8, validation: 0.0, test: 0.2, salt: 5}"
-    return _prepare_frame(
-        spark,
-        tmp_path_factory.mktemp("digits"),
-        data.data,
-        data.target,
-        task="classification",
-        split=split,
-    )
+    return _sklearn_set(spark, tmp_path_factory.mktemp("digits"), load_digits, split=split)
 
 
 def _all_rows(ds: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from sparkdl.config import SparkdlConfig, load_config
+from sparkdl.data.dataset import open_dataset
 from sparkdl.launch import LaunchError
 from sparkdl.launch.preflight import preflight
 from sparkdl.train.runner import TrainResult, run_training
+from tests.integration.datasets import generate_and_prepare
 
 pytestmark = pytest.mark.integration
 
@@ -19,26 +21,14 @@ EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
-def dataset(spark, tmp_path_factory: pytest.TempPathFactory, repo: Path) -> str:
+def dataset(spark, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A prepared 2-worker dataset of 6000 generated rows."""
-    from sparkdl.data.generate import write_generated
-    from sparkdl.data.prepare import run_prepare
-
-    tmp = tmp_path_factory.mktemp("train-data")
-    cfg = load_config(
-        SparkdlConfig,
-        files=[repo / "conf" / "local.yaml"],
-        overrides=[
-            "generate.rows=6000",
-            "generate.label_noise=0.02",
-            f"generate.output={tmp / 'raw'}",
-            f"prepare.input.path={tmp / 'raw'}",
-            f"prepare.output={tmp / 'prepared'}",
-        ],
+    return generate_and_prepare(
+        spark,
+        tmp_path_factory.mktemp("train-data"),
+        "generate.rows=6000",
+        "generate.label_noise=0.02",
     )
-    write_generated(spark, cfg=cfg.generate)
-    run_prepare(spark, cfg=cfg.prepare)
-    return str(tmp / "prepared")
 
 
 def _cfg(dataset: str, output: Path, *overrides: str) -> SparkdlConfig:
@@ -96,7 +86,12 @@ def test_memory_fed_training_learns_like_parquet_fed(
     assert len(set(result.weight_digests)) == 1
     assert [h["epoch"] for h in result.history] == list(range(EPOCHS))
     metrics = json.loads((Path(result.output) / "metrics.json").read_text())
-    assert metrics["config"]["data_source"] == "memory" and metrics["samples_per_s"] > 0
+    assert metrics["data_source"] == "memory" and metrics["samples_per_s"] > 0
+    # rank 0 held exactly its own shard of the training split
+    shard = open_dataset(spark, dataset).rank_rows("train", workers=2)[0]
+    assert metrics["rank0_memory_rows"] == shard > 0
+    plain = json.loads((Path(uninterrupted.output) / "metrics.json").read_text())
+    assert plain["data_source"] == "parquet" and plain["rank0_memory_rows"] == 0
     # other row order, same rows and steps: about the Parquet-fed run's accuracy
     assert abs(result.test["accuracy"] - uninterrupted.test["accuracy"]) < 0.03
 
