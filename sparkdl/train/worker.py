@@ -201,12 +201,24 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                 )
             else:
                 train_ds = stack.enter_context(
-                    rank_dataset(spec.train_url, seed=seed, training=True, **ds_args)
+                    rank_dataset(
+                        spec.train_url,
+                        steps=spec.steps_per_epoch,
+                        seed=seed,
+                        training=True,
+                        **ds_args,
+                    )
                 )
             val = {}
             if spec.validation_url:
                 val_ds = stack.enter_context(
-                    rank_dataset(spec.validation_url, seed=cfg.seed, training=False, **ds_args)
+                    rank_dataset(
+                        spec.validation_url,
+                        steps=spec.validation_steps,
+                        seed=cfg.seed,
+                        training=False,
+                        **ds_args,
+                    )
                 )
                 val = {"validation_data": val_ds, "validation_steps": spec.validation_steps}
             model.fit(
@@ -225,7 +237,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - fit_start
     test_metrics: dict[str, float] = {}
     if spec.test_url:
-        with rank_dataset(spec.test_url, seed=cfg.seed, training=False, **ds_args) as test_ds:
+        with rank_dataset(
+            spec.test_url, steps=spec.test_steps, seed=cfg.seed, training=False, **ds_args
+        ) as test_ds:
             values = model.evaluate(test_ds, steps=spec.test_steps, verbose=0, return_dict=True)
         test_metrics = {
             k: float(
