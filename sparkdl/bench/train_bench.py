@@ -8,9 +8,13 @@ All measurements run in one invocation on the same prepared data and model:
 - Parquet-fed (petastorm) against memory-fed training;
 - launch overhead (submission until every rank has initialised Horovod) against
   ``horovod.spark.run`` for the same function;
-- Horovod all-reduce bus bandwidth at 64 MB against loopback TCP bandwidth.
+- Horovod all-reduce bus bandwidth at 64 MB against TCP bandwidth over loopback between the
+  same two rank processes (one stream, timed until the receiver holds every byte; and, for
+  reading the number, each direction while both send at once, as a 2-rank ring does).
 
-Throughput is the median of per-epoch samples/s over the epochs after the first.
+Throughput is the median of per-epoch samples/s over the epochs after the first. Each training
+configuration and plain Keras run once per round (``--rounds``), and every ratio is the median
+over rounds of the two runs of the same round.
 """
 
 from __future__ import annotations
@@ -19,11 +23,9 @@ import argparse
 import dataclasses
 import json
 import logging
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,60 +41,6 @@ _MB = 1 << 20
 def _rate(history: list[dict[str, float]], samples_per_epoch: int) -> float:
     secs = [h["seconds"] for h in history[1:]] or [history[0]["seconds"]]
     return samples_per_epoch / statistics.median(secs)
-
-
-def init_probe() -> float:
-    """Rank function: initialise Horovod and return the wall-clock time it was ready."""
-    import horovod.tensorflow as hvd
-
-    hvd.init()
-    ready = time.time()
-    hvd.shutdown()
-    return ready
-
-
-def allreduce_probe(megabytes: int, repeats: int) -> float:
-    """Rank function: median seconds of an all-reduce of ``megabytes`` of float32."""
-    import horovod.tensorflow as hvd
-    import tensorflow as tf
-
-    hvd.init()
-    tensor = tf.ones([megabytes * _MB // 4], tf.float32)
-    for i in range(2):
-        hvd.allreduce(tensor, op=hvd.Sum, name=f"warm{i}")
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        hvd.allreduce(tensor, op=hvd.Sum, name=f"bench{i}").numpy()
-        times.append(time.perf_counter() - start)
-    hvd.shutdown()
-    return statistics.median(times)
-
-
-def loopback_tcp_bandwidth(megabytes: int, repeats: int) -> float:
-    """Bytes/s of one TCP stream over 127.0.0.1 sending ``megabytes`` per repeat."""
-    payload = b"\0" * (megabytes * _MB)
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def sink() -> None:
-        conn, _ = server.accept()
-        with conn:
-            view = bytearray(4 * _MB)
-            while conn.recv_into(view):
-                pass
-
-    thread = threading.Thread(target=sink, daemon=True)
-    thread.start()
-    times = []
-    with socket.create_connection(("127.0.0.1", port)) as client:
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            client.sendall(payload)
-            times.append(time.perf_counter() - start)
-    thread.join(timeout=10)
-    server.close()
-    return len(payload) / statistics.median(times[1:])
 
 
 def _keras_child(
@@ -134,12 +82,49 @@ def _keras_child(
     print(json.dumps({"samples_per_s": steps * batch / statistics.median(seconds[1:])}))
 
 
+def _keras_rate(split_path: str, *, epochs: int, batch: int, model_json: str) -> float:
+    """Plain Keras in a fresh process (1 thread, data in memory): its samples/s."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkdl.bench.train_bench",
+            "keras",
+            split_path,
+            "1",
+            str(epochs),
+            str(batch),
+            model_json,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=True,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["samples_per_s"])
+
+
+def _paired(rounds: list[dict[str, float]], top: str, bottom: str, factor: float = 1.0) -> str:
+    """Median over rounds of ``top / (factor * bottom)``, with each round's value."""
+    values = [r[top] / (factor * r[bottom]) for r in rounds]
+    each = ", ".join(f"{v:.3f}" for v in values)
+    return f"{statistics.median(values):.3f}  ({each})"
+
+
 def run_train_bench(
-    *, rows: int, epochs: int, batch: int, hidden: int, depth: int, workdir: Path
+    *,
+    rows: int,
+    epochs: int,
+    batch: int,
+    hidden: int,
+    depth: int,
+    rounds: int,
+    workdir: Path,
 ) -> str:
     """Run every measurement and return the report (see the module docstring)."""
     import horovod.spark
 
+    from sparkdl.bench.probes import allreduce_probe, init_probe
     from sparkdl.config.loader import to_dict
     from sparkdl.data.dataset import open_dataset
     from sparkdl.data.generate import write_generated
@@ -167,50 +152,41 @@ def run_train_bench(
     write_generated(spark, cfg=base.generate)
     run_prepare(spark, cfg=base.prepare)
     ds = open_dataset(spark, str(workdir / "prepared"))
-    rates: dict[str, float] = {}
     runs = {
         "hvd 1 rank x 1 thread, parquet": (1, 1, "parquet"),
         "hvd 1 rank x 1 thread, memory": (1, 1, "memory"),
         "hvd 2 ranks x 1 thread, parquet": (2, 1, "parquet"),
         "hvd 1 rank x 2 threads, parquet": (1, 2, "parquet"),
     }
-    for i, (name, (workers, threads, source)) in enumerate(runs.items()):
-        launch = dataclasses.replace(base.launch, num_workers=workers, threads_per_worker=threads)
-        train = dataclasses.replace(
-            base.train,
-            dataset=str(workdir / "prepared"),
-            output=str(workdir / f"run-{i}"),
-            epochs=epochs,
-            batch_size=batch,
-            data_source=source,
-            tensorboard=False,
-            warmup_epochs=0.0,
-        )
-        result = run_training(spark, train=train, launch=launch)
-        per_epoch = split_steps(ds, "train", workers=workers, batch=batch) * batch * workers
-        rates[name] = _rate(result.history, per_epoch)
-        logger.info("%s: %.0f samples/s", name, rates[name])
+    keras = "plain Keras 1 thread, memory"
     model_json = json.dumps(to_dict(base.train.model))
-    keras = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sparkdl.bench.train_bench",
-            "keras",
-            ds.split_path("train"),
-            "1",
-            str(epochs),
-            str(batch),
-            model_json,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=True,
-    )
-    rates["plain Keras 1 thread, memory"] = json.loads(keras.stdout.strip().splitlines()[-1])[
-        "samples_per_s"
-    ]
+    # Every configuration runs once per round and ratios pair runs of the same round: the
+    # machine's load drifts over minutes, and a round keeps the compared runs close in time.
+    measured: list[dict[str, float]] = []
+    for r in range(rounds):
+        rates: dict[str, float] = {}
+        for name, (workers, threads, source) in runs.items():
+            launch = dataclasses.replace(
+                base.launch, num_workers=workers, threads_per_worker=threads
+            )
+            train = dataclasses.replace(
+                base.train,
+                dataset=str(workdir / "prepared"),
+                output=str(workdir / f"run-{r}-{len(rates)}"),
+                epochs=epochs,
+                batch_size=batch,
+                data_source=source,
+                tensorboard=False,
+                warmup_epochs=0.0,
+            )
+            result = run_training(spark, train=train, launch=launch)
+            per_epoch = split_steps(ds, "train", workers=workers, batch=batch) * batch * workers
+            rates[name] = _rate(result.history, per_epoch)
+            logger.info("round %d, %s: %.0f samples/s", r + 1, name, rates[name])
+        rates[keras] = _keras_rate(
+            ds.split_path("train"), epochs=epochs, batch=batch, model_json=model_json
+        )
+        measured.append(rates)
 
     launch2 = dataclasses.replace(base.launch, num_workers=2, warm_start=False)
     warm2 = dataclasses.replace(launch2, warm_start=True)
@@ -232,26 +208,35 @@ def run_train_bench(
         t0 = time.time()
         launches["warm"].append(max(BarrierLauncher(spark, config=warm2).run_all(init_probe)) - t0)
     cold, warm, theirs = (statistics.median(launches[k]) for k in ("cold", "warm", "horovod"))
-    seconds = BarrierLauncher(spark, config=launch2).run(allreduce_probe, 64, 5)
+    probe = BarrierLauncher(spark, config=launch2).run(allreduce_probe, 64, 5)
     spark.stop()
-    busbw = 2 * (2 - 1) / 2 * 64 * _MB / seconds
-    tcp = loopback_tcp_bandwidth(64, 5)
+    busbw = 2 * (2 - 1) / 2 * 64 * _MB / probe["seconds"]
 
-    one, two = rates["hvd 1 rank x 1 thread, parquet"], rates["hvd 2 ranks x 1 thread, parquet"]
+    table = [
+        [name, statistics.median(v), min(v), max(v)]
+        for name in [*runs, keras]
+        for v in [[m[name] for m in measured]]
+    ]
+    one, mem = "hvd 1 rank x 1 thread, parquet", "hvd 1 rank x 1 thread, memory"
+    two, wide = "hvd 2 ranks x 1 thread, parquet", "hvd 1 rank x 2 threads, parquet"
     lines = [
         f"train benchmark: {rows} rows, {ds.feature_dim} features, MLP {base.train.model.hidden}x"
-        f"{base.train.model.depth}, batch {batch} per rank, {epochs} epochs (median of epochs 2..)",
-        format_table(["run", "samples/s"], [[k, v] for k, v in rates.items()]),
-        f"Horovod 1 rank / plain Keras (both from memory):     {rates['hvd 1 rank x 1 thread, memory'] / rates['plain Keras 1 thread, memory']:.3f}  (target >= 0.95)",
-        f"Horovod 1 rank from Parquet / plain Keras:            {one / rates['plain Keras 1 thread, memory']:.3f}",
-        f"2 ranks x 1 thread / 2 x (1 rank x 1 thread):         {two / (2 * one):.3f}  (target >= 0.85)",
-        f"2 ranks x 1 thread / 1 rank x 2 threads:              {two / rates['hvd 1 rank x 2 threads, parquet']:.3f}",
-        f"Parquet-fed / memory-fed (1 rank):                    {one / rates['hvd 1 rank x 1 thread, memory']:.3f}  (target >= 0.9)",
+        f"{base.train.model.depth}, batch {batch} per rank, {epochs} epochs (median of epochs "
+        f"2..), {rounds} rounds; ratios: median over rounds of runs paired within a round",
+        format_table(["run", "samples/s median", "min", "max"], table),
+        f"Horovod 1 rank / plain Keras (both from memory):  {_paired(measured, mem, keras)}  (target >= 0.95)",
+        f"Horovod 1 rank from Parquet / plain Keras:         {_paired(measured, one, keras)}",
+        f"2 ranks x 1 thread / 2 x (1 rank x 1 thread):      {_paired(measured, two, one, 2.0)}  (target >= 0.85)",
+        f"2 ranks x 1 thread / 1 rank x 2 threads:           {_paired(measured, two, wide)}",
+        f"Parquet-fed / memory-fed (1 rank):                 {_paired(measured, one, mem)}  (target >= 0.9)",
         f"launch to all ranks initialised: horovod.spark.run {theirs:.2f} s; sparkdl cold "
         f"{cold:.2f} s, ratio {cold / theirs:.3f}; sparkdl launch.warm_start (spare ready) {warm:.2f} s, ratio "
         f"{warm / theirs:.3f}  (target <= 0.5)",
-        f"all-reduce 64 MB on 2 ranks: {seconds * 1000:.1f} ms, bus bandwidth {busbw / 1e9:.2f} GB/s; "
-        f"loopback TCP {tcp / 1e9:.2f} GB/s; ratio {busbw / tcp:.3f}  (target >= 0.5)",
+        f"all-reduce 64 MB on 2 ranks: {probe['seconds'] * 1000:.1f} ms, bus bandwidth "
+        f"{busbw / 1e9:.2f} GB/s; TCP over loopback between the same two processes, one stream "
+        f"{probe['one_stream'] / 1e9:.2f} GB/s: ratio {busbw / probe['one_stream']:.3f}  "
+        f"(target >= 0.5); both directions at once {probe['duplex'] / 1e9:.2f} GB/s each way: "
+        f"ratio {busbw / probe['duplex']:.3f}",
     ]
     return "\n".join(lines)
 
@@ -263,6 +248,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="batch size per rank")
     parser.add_argument("--hidden", type=int, default=64, help="MLP width (default 64)")
     parser.add_argument("--depth", type=int, default=2, help="MLP hidden layers (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="times each configuration runs (default 3)"
+    )
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp folder)")
 
 
@@ -275,6 +263,7 @@ def main(args: argparse.Namespace) -> str:
             batch=args.batch,
             hidden=args.hidden,
             depth=args.depth,
+            rounds=args.rounds,
             workdir=workdir,
         )
 
