@@ -201,6 +201,8 @@ def _epoch_ids(url: str, *, rank: int, steps: int, batch: int, seed: int = 3) ->
             reader_workers=2,
             training=True,
         ) as ds:
+            # the pipeline's generator runs on its own thread, not the training's inter-op pool
+            assert ds.options().threading.private_threadpool_size == 1
             out = [x[:, 0].numpy().astype(int).tolist() for x, _ in ds]
     assert all(len(b) == batch for b in out)
     return [i for b in out for i in b]
@@ -261,3 +263,18 @@ def test_one_pass_readers_never_lose_a_row_group(tmp_path: Path) -> None:
                 assert columnar_results(reader)
                 short += sum(len(b.label) for b in reader) != 100
     assert short == 0
+
+
+def test_memory_dataset_batches_every_row_once_per_epoch_on_its_own_thread() -> None:
+    import numpy as np
+
+    from sparkdl.train.data import memory_dataset
+
+    x = np.arange(1000, dtype=np.float32).reshape(500, 2)
+    y = np.arange(500, dtype=np.int32)
+    ds = memory_dataset(x, y, batch_size=64, seed=3, training=True)
+    assert ds.options().threading.private_threadpool_size == 1
+    batches = list(ds.take(7))  # 500 // 64 steps per epoch
+    ids = np.concatenate([b[1].numpy() for b in batches])
+    assert len(set(ids.tolist())) == 7 * 64  # no row twice within the epoch
+    np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in batches])[:, 0], ids * 2)
