@@ -43,7 +43,7 @@ def steps_per_epoch(rank_rows: Sequence[int], batch_size: int) -> int:
     return max(1, min(rank_rows) // batch_size)
 
 
-def rebatch(
+def batch_blocks(
     chunks: Iterable[tuple[Any, Any]],
     *,
     batch_size: int,
@@ -51,25 +51,26 @@ def rebatch(
     seed: int,
     training: bool,
 ) -> Iterator[tuple[Any, Any]]:
-    """Cut row-group-sized ``(features, labels)`` chunks into full batches, in numpy.
+    """Turn row-group-sized ``(features, labels)`` chunks into blocks of full batches.
 
+    Each block is ``(x[n, batch_size, ...], y[n, batch_size])``, a view of one shuffled buffer.
     In training, rows are shuffled across a buffer of at least ``shuffle_buffer`` rows that
     spans row-group boundaries: whenever the buffer holds ``shuffle_buffer + batch_size`` rows
-    it is permuted, full batches are emitted and half the buffer is kept to mix with the next
-    chunk. Batching and shuffling whole arrays costs a few microseconds per batch, where a
-    per-row ``tf.data`` pipeline (unbatch, shuffle, batch) costs microseconds per row and
-    competes with the training step for the CPU. A remainder smaller than a batch at the end
-    of a finite input is dropped.
+    it is permuted, its full batches are emitted as one block and half the buffer is kept to mix
+    with the next chunk. Shuffling and cutting whole arrays costs microseconds per row group,
+    where a per-row ``tf.data`` pipeline (unbatch, shuffle, batch) costs microseconds per row and
+    competes with the training step for the CPU. A remainder smaller than a batch at the end of
+    a finite input is dropped.
 
     Examples
     --------
     >>> import numpy as np
     >>> chunks = [(np.arange(10.0).reshape(5, 2), np.arange(5)), (np.zeros((4, 2)), np.arange(4))]
-    >>> [y.tolist() for _, y in rebatch(chunks, batch_size=3, shuffle_buffer=0, seed=1,
-    ...                                 training=False)]
-    [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
-    >>> out = list(rebatch(chunks, batch_size=3, shuffle_buffer=4, seed=1, training=True))
-    >>> sorted(int(v) for _, y in out for v in y) == sorted([0, 1, 2, 3, 4, 0, 1, 2, 3])
+    >>> [(x.shape, y.tolist()) for x, y in batch_blocks(chunks, batch_size=3, shuffle_buffer=0,
+    ...                                                 seed=1, training=False)]
+    [((1, 3, 2), [[0, 1, 2]]), ((2, 3, 2), [[3, 4, 0], [1, 2, 3]])]
+    >>> out = batch_blocks(chunks, batch_size=3, shuffle_buffer=4, seed=1, training=True)
+    >>> sorted(int(v) for _, y in out for v in y.ravel()) == sorted([0, 1, 2, 3, 4, 0, 1, 2, 3])
     True
     """
     import numpy as np
@@ -91,16 +92,43 @@ def rebatch(
             order = rng.permutation(rows)
             bx, by = bx[order], by[order]
         emit = (rows - keep) // batch_size * batch_size
-        for i in range(0, emit, batch_size):
-            yield bx[i : i + batch_size], by[i : i + batch_size]
+        yield _blocked(bx[:emit], batch_size), _blocked(by[:emit], batch_size)
         xs, ys, rows = [bx[emit:]], [by[emit:]], rows - emit
     if rows >= batch_size:
         bx, by = np.concatenate(xs), np.concatenate(ys)
         if training:
             order = rng.permutation(rows)
             bx, by = bx[order], by[order]
-        for i in range(0, rows // batch_size * batch_size, batch_size):
-            yield bx[i : i + batch_size], by[i : i + batch_size]
+        emit = rows // batch_size * batch_size
+        yield _blocked(bx[:emit], batch_size), _blocked(by[:emit], batch_size)
+
+
+def _blocked(a: Any, batch_size: int) -> Any:
+    return a.reshape(len(a) // batch_size, batch_size, *a.shape[1:])
+
+
+def take_batches(blocks: Iterator[tuple[Any, Any]], steps: int) -> Iterator[tuple[Any, Any]]:
+    """Blocks of :func:`batch_blocks` holding exactly ``steps`` batches in all (the last one cut);
+    no block is asked for once ``steps`` batches were given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> blocks = iter([(np.zeros((3, 2)), np.zeros((3, 2))), (np.ones((3, 2)), np.ones((3, 2)))])
+    >>> [len(y) for _, y in take_batches(blocks, 4)]
+    [3, 1]
+    """
+    left = steps
+    while left > 0:
+        block = next(blocks, None)
+        if block is None:
+            return
+        bx, by = block
+        if len(by) > left:
+            bx, by = bx[:left], by[:left]
+        left -= len(by)
+        if len(by):
+            yield bx, by
 
 
 @contextlib.contextmanager
@@ -119,10 +147,10 @@ def rank_dataset(
     """Yield a tf.data dataset of exactly ``steps`` ``(features, label)`` batches of one shard.
 
     petastorm reads the rank's row groups once (reshuffled per ``seed`` in training) as numpy
-    chunks; :func:`rebatch` turns them into batches, and tf.data only prefetches them. The
-    dataset ends after ``steps`` batches, so neither Keras nor tf.data's prefetch makes the
-    reader decode row groups that no step will use (an endless reader keeps up to
-    ``4 * reader_workers`` row groups in flight). Should one pass over the shard hold fewer
+    chunks; :func:`batch_blocks` turns them into blocks of batches, and tf.data only unbatches
+    and prefetches them. The dataset ends after ``steps`` batches, so neither Keras nor tf.data's
+    prefetch makes the reader decode row groups that no step will use (an endless reader keeps
+    up to ``4 * reader_workers`` row groups in flight). Should one pass over the shard hold fewer
     batches than ``steps`` (a shard with fewer rows than one batch), further passes, each with
     the next seed, give the remaining batches.
 
@@ -142,10 +170,10 @@ def rank_dataset(
             )
             return ((b.features, b.label) for b in reader)
 
-        def batches() -> Iterator[tuple[Any, Any]]:
+        def blocks() -> Iterator[tuple[Any, Any]]:
             options = {"batch_size": batch_size, "shuffle_buffer": shuffle_buffer}
             first_chunks = itertools.chain([first], first_pass)
-            yield from rebatch(first_chunks, seed=seed + rank, training=training, **options)
+            yield from batch_blocks(first_chunks, seed=seed + rank, training=training, **options)
             logger.warning(
                 "rank %d: one pass over %s held fewer than %d batches of %d rows; reading it "
                 "again (a shard smaller than the steps were computed for)",
@@ -155,7 +183,7 @@ def rank_dataset(
                 batch_size,
             )
             more = itertools.chain.from_iterable(one_pass(i) for i in itertools.count(1))
-            yield from rebatch(more, seed=seed + rank + 1, training=training, **options)
+            yield from batch_blocks(more, seed=seed + rank + 1, training=training, **options)
 
         first_pass = one_pass(0)
         first = next(first_pass)
@@ -163,9 +191,9 @@ def rank_dataset(
             tf.TensorSpec((None, batch_size, *first[0].shape[1:]), tf.as_dtype(first[0].dtype)),
             tf.TensorSpec((None, batch_size), tf.as_dtype(first[1].dtype)),
         )
-        # from_generator costs about half a millisecond per element: hand it stacks of batches.
+        # from_generator costs about half a millisecond per element: hand it whole blocks.
         ds = tf.data.Dataset.from_generator(
-            lambda: _stacked(itertools.islice(batches(), steps)), output_signature=spec
+            lambda: take_batches(blocks(), steps), output_signature=spec
         )
         yield own_threads(ds.unbatch().prefetch(tf.data.AUTOTUNE))
 
@@ -189,13 +217,6 @@ def _shard_reader(
     )
     columnar_results(reader)
     return reader
-
-
-def _stacked(batches: Iterator[tuple[Any, Any]], group: int = 16) -> Iterator[tuple[Any, Any]]:
-    import numpy as np
-
-    while chunk := list(itertools.islice(batches, group)):
-        yield np.stack([x for x, _ in chunk]), np.stack([y for _, y in chunk])
 
 
 def columnar_results(reader: Any) -> bool:
