@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.schema import LaunchConfig
 from sparkdl.launch.child import run_in_child
-from sparkdl.launch.plan import describe_plan, horovod_env, plan_ranks, threads_per_rank
+from sparkdl.launch.plan import (
+    describe_plan,
+    horovod_env,
+    plan_ranks,
+    rank_runtime_env,
+    threads_per_rank,
+)
 from sparkdl.launch.rendezvous import RendezvousService, post_plan
 from sparkdl.launch.watch import Reporter, StageWatcher
 
@@ -260,10 +266,9 @@ class BarrierLauncher:
                 warm_start=cfg.warm_start,
                 # Executors do not inherit the driver's environment; TensorFlow's C++ banner
                 # is noise in every rank's log unless the driver asked for it.
-                extra_env={
-                    "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-                    **dict(cfg.env),
-                },
+                extra_env=rank_runtime_env(
+                    user_env=cfg.env, log_level=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
+                ),
             )
             sc.setJobGroup(group, f"sparkdl: {_name(fn)} on {n} Horovod ranks", True)
             watcher = StageWatcher(

@@ -157,6 +157,40 @@ def horovod_env(
     }
 
 
+# TensorFlow's CPU allocator hands every large tensor to malloc, which maps fresh pages for
+# each one (glibc maps anything over 32 MB): every all-reduce of a big gradient or fused buffer
+# then pays page faults and the kernel's zeroing for its output. TensorFlow's BFC allocator keeps
+# and reuses its regions; a 64 MB Horovod all-reduce on 2 ranks here took 100-135 ms with it
+# against 128-171 ms without (``sparkdl bench train``'s probe, 3 launches each).
+RUNTIME_DEFAULTS: Mapping[str, str] = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
+
+
+def rank_runtime_env(*, user_env: Mapping[str, str], log_level: str) -> dict[str, str]:
+    """Return the non-Horovod variables of a rank: runtime defaults, then the user's own.
+
+    Parameters
+    ----------
+    user_env : mapping
+        ``launch.env``; its values win over the defaults (e.g. ``TF_CPU_ALLOCATOR_USE_BFC:
+        "false"`` turns the BFC allocator off).
+    log_level : str
+        ``TF_CPP_MIN_LOG_LEVEL`` for the rank (executors do not inherit the driver's).
+
+    Returns
+    -------
+    dict of str to str
+
+    Examples
+    --------
+    >>> rank_runtime_env(user_env={}, log_level="2")["TF_CPU_ALLOCATOR_USE_BFC"]
+    'true'
+    >>> rank_runtime_env(user_env={"TF_CPU_ALLOCATOR_USE_BFC": "false"}, log_level="2")[
+    ...     "TF_CPU_ALLOCATOR_USE_BFC"]
+    'false'
+    """
+    return {"TF_CPP_MIN_LOG_LEVEL": log_level, **RUNTIME_DEFAULTS, **dict(user_env)}
+
+
 def threads_per_rank(*, task_cpus: int, requested: int | None) -> int:
     """Return the intra-op thread count for one rank: the config's value, else the task's cores.
 

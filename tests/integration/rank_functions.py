@@ -40,3 +40,19 @@ def exit_on_rank(bad_rank: int, code: int) -> int:
 def env_value(name: str) -> str | None:
     """Return one environment variable as the rank's process sees it."""
     return os.environ.get(name)
+
+
+def cpu_allocator_stats() -> dict[str, int] | None:
+    """Bytes TensorFlow's CPU allocator reports after a 4 MB tensor; None when it keeps no stats.
+
+    Only the BFC allocator keeps statistics; TensorFlow's default CPU allocator does not.
+    """
+    import tensorflow as tf
+
+    tensor = tf.ones([1 << 20], tf.float32)
+    try:
+        stats = tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError:
+        return None
+    del tensor
+    return {k: int(v) for k, v in stats.items()}

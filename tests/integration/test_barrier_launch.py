@@ -114,3 +114,16 @@ def test_launch_env_reaches_every_rank(spark) -> None:
         BarrierLauncher(spark, config=cfg).run_all(env_value, "HOROVOD_FUSION_THRESHOLD")
         == ["1048576"] * 2
     )
+
+
+def test_ranks_use_the_bfc_cpu_allocator_unless_launch_env_says_no(spark) -> None:
+    from types import MappingProxyType
+
+    from tests.integration.rank_functions import cpu_allocator_stats
+
+    stats = BarrierLauncher(spark, config=LaunchConfig(num_workers=2)).run_all(cpu_allocator_stats)
+    assert len(stats) == 2
+    for s in stats:  # BFC keeps statistics; the 4 MB tensor was live when they were read
+        assert s is not None and s["peak"] >= 4 << 20
+    off = LaunchConfig(num_workers=1, env=MappingProxyType({"TF_CPU_ALLOCATOR_USE_BFC": "false"}))
+    assert BarrierLauncher(spark, config=off).run_all(cpu_allocator_stats) == [None]

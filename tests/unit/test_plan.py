@@ -9,6 +9,7 @@ from sparkdl.launch.plan import (
     horovod_env,
     host_of,
     plan_ranks,
+    rank_runtime_env,
     threads_per_rank,
 )
 
@@ -95,3 +96,13 @@ def test_threads_per_rank() -> None:
 
 def test_describe_plan() -> None:
     assert dict(describe_plan(plan_ranks(["a:1", "b:1", "a:2"]))) == {"a": [0, 1], "b": [2]}
+
+
+def test_rank_runtime_env_defaults_and_user_values_win() -> None:
+    env = rank_runtime_env(user_env={}, log_level="3")
+    assert env == {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+    mine = rank_runtime_env(
+        user_env={"TF_CPU_ALLOCATOR_USE_BFC": "false", "HOROVOD_CYCLE_TIME": "2"}, log_level="2"
+    )
+    assert mine["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
+    assert mine["HOROVOD_CYCLE_TIME"] == "2"
