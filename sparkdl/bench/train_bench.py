@@ -12,9 +12,10 @@ All measurements run in one invocation on the same prepared data and model:
   same two rank processes (one stream, timed until the receiver holds every byte; and, for
   reading the number, each direction while both send at once, as a 2-rank ring does).
 
-Throughput is the median of per-epoch samples/s over the epochs after the first. Each training
-configuration and plain Keras run once per round (``--rounds``), and every ratio is the median
-over rounds of the two runs of the same round.
+Throughput is the median of per-epoch samples/s over the epochs after the first, an epoch's time
+being the time since the previous epoch ended (what runs between epochs counts: checkpoints, the
+next ``fit`` call, opening readers). Each training configuration and plain Keras run once per
+round (``--rounds``), and every ratio is the median over rounds of the two runs of the same round.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ _MB = 1 << 20
 
 
 def _rate(history: list[dict[str, float]], samples_per_epoch: int) -> float:
-    secs = [h["seconds"] for h in history[1:]] or [history[0]["seconds"]]
+    """Samples/s from the median time between consecutive epoch ends (epochs 2 on)."""
+    secs = [h["wall_seconds"] for h in history[1:]] or [history[0]["wall_seconds"]]
     return samples_per_epoch / statistics.median(secs)
 
 
@@ -72,11 +74,16 @@ def _keras_child(
     seconds: list[float] = []
 
     class Timer(tf.keras.callbacks.Callback):
+        """Time between consecutive epoch ends, as the trainer's ``wall_seconds``."""
+
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.t = time.perf_counter()
+            if epoch == 0:
+                self.t = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            seconds.append(time.perf_counter() - self.t)
+            now = time.perf_counter()
+            seconds.append(now - self.t)
+            self.t = now
 
     model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[Timer()], verbose=0)
     print(json.dumps({"samples_per_s": steps * batch / statistics.median(seconds[1:])}))

@@ -23,18 +23,32 @@ def _clean(logs: dict[str, Any] | None) -> dict[str, float]:
 
 
 class EpochRecorder(tf.keras.callbacks.Callback):
-    """Keep the per-epoch history (after Horovod averaged the metrics) with timings."""
+    """Keep the per-epoch history (after Horovod averaged the metrics) with timings.
+
+    ``seconds`` is the epoch itself (Keras's epoch begin to end); ``wall_seconds`` is the time
+    since the previous epoch of this attempt ended (for its first epoch, since that began), so it
+    also holds what runs between epochs: checkpoints, the next ``fit`` call, opening readers.
+    """
 
     def __init__(self, history: list[dict[str, float]]) -> None:
         super().__init__()
         self.history = history
         self._start = 0.0
+        self._last_end: float | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        entry = {"epoch": epoch, **_clean(logs), "seconds": time.perf_counter() - self._start}
+        now = time.perf_counter()
+        since = self._start if self._last_end is None else self._last_end
+        self._last_end = now
+        entry = {
+            "epoch": epoch,
+            **_clean(logs),
+            "seconds": now - self._start,
+            "wall_seconds": now - since,
+        }
         self.history.append(entry)
 
 

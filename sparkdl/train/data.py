@@ -187,13 +187,17 @@ def rank_dataset(
 
         first_pass = one_pass(0)
         first = next(first_pass)
+        # Cut the first block (the first row groups, shuffled) now rather than at the first
+        # step, so a dataset opened ahead of its epoch (sparkdl.train.ahead) has it ready.
+        pending = blocks()
+        head = next(pending)
         spec = (
             tf.TensorSpec((None, batch_size, *first[0].shape[1:]), tf.as_dtype(first[0].dtype)),
             tf.TensorSpec((None, batch_size), tf.as_dtype(first[1].dtype)),
         )
         # from_generator costs about half a millisecond per element: hand it whole blocks.
         ds = tf.data.Dataset.from_generator(
-            lambda: take_batches(blocks(), steps), output_signature=spec
+            lambda: take_batches(itertools.chain([head], pending), steps), output_signature=spec
         )
         yield own_threads(ds.unbatch().prefetch(tf.data.AUTOTUNE))
 

@@ -84,7 +84,7 @@ def _progress_printer(epochs: int) -> Any:
         metrics = "  ".join(
             f"{k} {v:.4f}"
             for k, v in value.items()
-            if k not in ("epoch", "attempt", "epochs", "seconds")
+            if k not in ("epoch", "attempt", "epochs", "seconds", "wall_seconds")
         )
         done = int(value["epoch"]) + 1
         bar = "#" * round(20 * done / epochs)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
+    from sparkdl.train.ahead import Ahead
     from sparkdl.train.callbacks import (
         CheckpointCallback,
         EpochRecorder,
@@ -182,36 +184,25 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     memory = None
     if cfg.data_source == "memory":
         memory = load_shard(spec.train_url, rank=rank, size=size, reader_workers=cfg.reader_workers)
-    fit_start = time.perf_counter()
-    for epoch in range(spec.resume_epoch + 1, cfg.epochs):
-        # Data order and dropout depend on the epoch alone, so an attempt that resumes after
-        # epoch k replays epochs k+1.. as an uninterrupted run would. The built-in models'
-        # dropout generators are reset in place; other random ops need a reseed and a retrace
-        # of the train step (a tenth of a second or more per epoch).
-        tf.keras.utils.set_random_seed(cfg.seed + 7919 * epoch)
-        if cfg.model.kind == "custom" or not reseed_random_layers(
-            model, seed=cfg.seed + 7919 * epoch
-        ):
-            model.train_function = None
-        seed = cfg.seed + epoch
+
+    @contextlib.contextmanager
+    def epoch_readers(epoch: int) -> Iterator[tuple[Any, Any]]:
+        """Epoch ``epoch``'s training and validation datasets (validation None without one)."""
         with contextlib.ExitStack() as stack:
-            if memory is not None:
-                train_ds = memory_dataset(
-                    *memory, batch_size=cfg.batch_size, seed=seed, training=True
-                )
-            else:
-                train_ds = stack.enter_context(
+            train = None
+            if memory is None:
+                train = stack.enter_context(
                     rank_dataset(
                         spec.train_url,
                         steps=spec.steps_per_epoch,
-                        seed=seed,
+                        seed=cfg.seed + epoch,
                         training=True,
                         **ds_args,
                     )
                 )
-            val = {}
+            val = None
             if spec.validation_url:
-                val_ds = stack.enter_context(
+                val = stack.enter_context(
                     rank_dataset(
                         spec.validation_url,
                         steps=spec.validation_steps,
@@ -220,20 +211,59 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                         **ds_args,
                     )
                 )
-                val = {"validation_data": val_ds, "validation_steps": spec.validation_steps}
-            model.fit(
-                train_ds,
-                steps_per_epoch=spec.steps_per_epoch,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                # The warm-up adjusts the rate every batch: only during the warm-up epochs.
-                callbacks=[*callbacks, warmup] if epoch < cfg.warmup_epochs else callbacks,
-                verbose=0,
-                **val,
-            )
-        if _should_stop(history, patience=cfg.early_stopping_patience):
-            logger.info("early stopping after epoch %d (train.early_stopping_patience)", epoch)
-            break
+            yield train, val
+
+    def open_ahead(epoch: int) -> Ahead[tuple[Any, Any]] | None:
+        """Start opening epoch ``epoch``'s readers on a thread (None once past the last epoch)."""
+        if epoch >= cfg.epochs:
+            return None
+        return Ahead(lambda: epoch_readers(epoch), name=f"sparkdl-readers-epoch-{epoch}")
+
+    fit_start = time.perf_counter()
+    # Each epoch's readers are opened while the epoch before it trains (holding that epoch's
+    # first row groups in memory meanwhile), so no rank waits for petastorm between two epochs.
+    ahead = open_ahead(spec.resume_epoch + 1)
+    try:
+        for epoch in range(spec.resume_epoch + 1, cfg.epochs):
+            # Data order and dropout depend on the epoch alone, so an attempt that resumes after
+            # epoch k replays epochs k+1.. as an uninterrupted run would. The built-in models'
+            # dropout generators are reset in place; other random ops need a reseed and a retrace
+            # of the train step (a tenth of a second or more per epoch).
+            tf.keras.utils.set_random_seed(cfg.seed + 7919 * epoch)
+            if cfg.model.kind == "custom" or not reseed_random_layers(
+                model, seed=cfg.seed + 7919 * epoch
+            ):
+                model.train_function = None
+            seed = cfg.seed + epoch
+            if ahead is None:  # cannot happen: the loop stops before cfg.epochs
+                raise RuntimeError(f"no readers were opened for epoch {epoch}")
+            with contextlib.closing(ahead) as this_epoch:
+                train_ds, val_ds = this_epoch.take()
+                ahead = open_ahead(epoch + 1)
+                if train_ds is None:
+                    train_ds = memory_dataset(
+                        *memory, batch_size=cfg.batch_size, seed=seed, training=True
+                    )
+                val = {}
+                if val_ds is not None:
+                    val = {"validation_data": val_ds, "validation_steps": spec.validation_steps}
+                model.fit(
+                    train_ds,
+                    steps_per_epoch=spec.steps_per_epoch,
+                    epochs=epoch + 1,
+                    initial_epoch=epoch,
+                    # The warm-up adjusts the rate every batch: only during the warm-up epochs.
+                    callbacks=[*callbacks, warmup] if epoch < cfg.warmup_epochs else callbacks,
+                    verbose=0,
+                    **val,
+                )
+            if _should_stop(history, patience=cfg.early_stopping_patience):
+                logger.info("early stopping after epoch %d (train.early_stopping_patience)", epoch)
+                break
+    finally:
+        if ahead is not None:  # early stopping, or an error in the epoch
+            ahead.close()
+
     fit_seconds = time.perf_counter() - fit_start
     test_metrics: dict[str, float] = {}
     if spec.test_url:

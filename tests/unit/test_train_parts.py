@@ -224,6 +224,40 @@ def test_rank_dataset_gives_exactly_the_epochs_steps_without_repeating_a_row(
     assert _epoch_ids(url, rank=1, steps=steps, batch=64, seed=4) != seen[1]
 
 
+def test_rank_dataset_opened_ahead_on_another_thread_gives_the_same_batches(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    from sparkdl.train.ahead import Ahead
+    from sparkdl.train.data import rank_dataset
+
+    url = _write_ids(tmp_path / "d", 2300, row_group=500)
+    # one reader worker: with more, row groups arrive in the order their decoding finishes
+    args = {
+        "rank": 1,
+        "size": 2,
+        "batch_size": 64,
+        "steps": 15,
+        "shuffle_buffer": 300,
+        "seed": 3,
+        "reader_workers": 1,
+        "training": True,
+    }
+
+    def ids(ds: object) -> list[list[int]]:
+        return [x[:, 0].numpy().astype(int).tolist() for x, _ in ds]  # type: ignore[attr-defined]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Ahead(lambda: rank_dataset(url, **args), name="next-epoch") as ahead:
+            opened_ahead = ids(ahead.take())
+        with rank_dataset(url, **args) as ds:
+            direct = ids(ds)
+    assert len(opened_ahead) == 15
+    assert opened_ahead == direct
+
+
 def test_rank_dataset_reads_a_shard_smaller_than_a_batch_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
