@@ -11,6 +11,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+# Batches tf.data keeps ready ahead of the training step (a fixed depth: see own_threads).
+PREFETCH_BATCHES = 64
+
+
 def petastorm_url(path: str) -> str:
     """Turn a Hadoop-style path (``file:/x``) into the URL petastorm wants (``file:///x``).
 
@@ -199,7 +203,7 @@ def rank_dataset(
         ds = tf.data.Dataset.from_generator(
             lambda: take_batches(itertools.chain([head], pending), steps), output_signature=spec
         )
-        yield own_threads(ds.unbatch().prefetch(tf.data.AUTOTUNE))
+        yield own_threads(ds.unbatch().prefetch(PREFETCH_BATCHES))
 
 
 def _shard_reader(
@@ -359,20 +363,27 @@ def memory_dataset(x: Any, y: Any, *, batch_size: int, seed: int, training: bool
     xt, yt = tf.constant(x), tf.constant(y)
     ds = tf.data.Dataset.from_tensor_slices(index).repeat()
     ds = ds.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)))
-    return own_threads(ds.prefetch(tf.data.AUTOTUNE))
+    return own_threads(ds.prefetch(PREFETCH_BATCHES))
 
 
 def own_threads(ds: Any) -> Any:
-    """Run a dataset's functions on a private thread instead of TensorFlow's inter-op pool.
+    """Run a dataset's functions on a private thread, with tf.data's autotuning off.
 
     A rank runs with one inter-op thread per core it was given, and tf.data runs the functions
     of a pipeline (``map``, ``from_generator``) on that same pool by default, so the input
     pipeline and the training step took turns on one thread while the second core idled. With a
     private pool, 1 rank from memory went from about 0.9 of plain Keras to parity in paired runs
     here (plain Keras's own pipeline, shuffle and batch, has no function and never used the pool).
+
+    The trainer makes a new iterator every epoch, and destroying an autotuned iterator waits for
+    tf.data's model thread, which here held Keras's ``fit`` up to a second after the epoch's last
+    step in about one epoch in three (1-rank epochs of 1.3-1.6 s ending at 2.56 s; seen in a native
+    stack dump). The pipelines are plain prefetches of whole batches, so a fixed depth
+    (``PREFETCH_BATCHES``) does what autotuning did: 12 epochs in a row then took 1.2-1.7 s.
     """
     import tensorflow as tf
 
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
     return ds.with_options(options)

@@ -203,6 +203,8 @@ def _epoch_ids(url: str, *, rank: int, steps: int, batch: int, seed: int = 3) ->
         ) as ds:
             # the pipeline's generator runs on its own thread, not the training's inter-op pool
             assert ds.options().threading.private_threadpool_size == 1
+            # no autotuning: destroying an autotuned iterator can hold fit up to a second
+            assert ds.options().autotune.enabled is False
             out = [x[:, 0].numpy().astype(int).tolist() for x, _ in ds]
     assert all(len(b) == batch for b in out)
     return [i for b in out for i in b]
@@ -308,6 +310,7 @@ def test_memory_dataset_batches_every_row_once_per_epoch_on_its_own_thread() -> 
     y = np.arange(500, dtype=np.int32)
     ds = memory_dataset(x, y, batch_size=64, seed=3, training=True)
     assert ds.options().threading.private_threadpool_size == 1
+    assert ds.options().autotune.enabled is False
     batches = list(ds.take(7))  # 500 // 64 steps per epoch
     ids = np.concatenate([b[1].numpy() for b in batches])
     assert len(set(ids.tolist())) == 7 * 64  # no row twice within the epoch
