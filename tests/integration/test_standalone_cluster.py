@@ -143,15 +143,18 @@ def test_pipeline_and_a_killed_rank_resume_on_the_cluster(
 
 
 def test_a_killed_spark_worker_mid_training_resumes_after_it_comes_back(
-    cluster: Path, repo: Path, tmp_path: Path
+    cluster: Path, repo: Path, tmp_path: Path, spark: object
 ) -> None:
     """SIGKILL one worker with its executor during epoch 2, start it again: the driver
     retries the barrier stage once the slots are back and resumes from the last checkpoint."""
     import signal
     import time
 
-    _submit(repo, "generate_data.py", tmp_path, "generate.rows=60000")
-    _submit(repo, "prepare_data.py", tmp_path, "generate.rows=60000")
+    from tests.integration.datasets import generate_and_prepare
+
+    # The data are made in this process (the generate and prepare jobs go through the cluster in
+    # test_each_job_runs_on_the_standalone_cluster); what this test submits is the training.
+    generate_and_prepare(spark, tmp_path, "generate.rows=60000")
     cmd, env = _command(
         repo,
         "train_horovod.py",
