@@ -189,8 +189,11 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     def epoch_readers(epoch: int) -> Iterator[tuple[Any, Any]]:
         """Epoch ``epoch``'s training and validation datasets (validation None without one)."""
         with contextlib.ExitStack() as stack:
-            train = None
-            if memory is None:
+            if memory is not None:
+                train = memory_dataset(
+                    *memory, batch_size=cfg.batch_size, seed=cfg.seed + epoch, training=True
+                )
+            else:
                 train = stack.enter_context(
                     rank_dataset(
                         spec.train_url,
@@ -214,7 +217,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
             yield train, val
 
     def open_ahead(epoch: int) -> Ahead[tuple[Any, Any]] | None:
-        """Start opening epoch ``epoch``'s readers on a thread (None once past the last epoch)."""
+        """Start opening epoch ``epoch``'s datasets on a thread (None once past the last epoch)."""
         if epoch >= cfg.epochs:
             return None
         return Ahead(lambda: epoch_readers(epoch), name=f"sparkdl-readers-epoch-{epoch}")
@@ -234,16 +237,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                 model, seed=cfg.seed + 7919 * epoch
             ):
                 model.train_function = None
-            seed = cfg.seed + epoch
-            if ahead is None:  # cannot happen: the loop stops before cfg.epochs
-                raise RuntimeError(f"no readers were opened for epoch {epoch}")
-            with contextlib.closing(ahead) as this_epoch:
+            with ahead as this_epoch:  # opened during the epoch before (or just above)
                 train_ds, val_ds = this_epoch.take()
                 ahead = open_ahead(epoch + 1)
-                if train_ds is None:
-                    train_ds = memory_dataset(
-                        *memory, batch_size=cfg.batch_size, seed=seed, training=True
-                    )
                 val = {}
                 if val_ds is not None:
                     val = {"validation_data": val_ds, "validation_steps": spec.validation_steps}

@@ -315,3 +315,21 @@ def test_memory_dataset_batches_every_row_once_per_epoch_on_its_own_thread() -> 
     ids = np.concatenate([b[1].numpy() for b in batches])
     assert len(set(ids.tolist())) == 7 * 64  # no row twice within the epoch
     np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in batches])[:, 0], ids * 2)
+
+
+def test_epoch_recorder_wall_seconds_count_the_time_between_epochs() -> None:
+    import time
+
+    from sparkdl.train.callbacks import EpochRecorder
+
+    history: list[dict[str, float]] = []
+    recorder = EpochRecorder(history)
+    for epoch in range(2):
+        recorder.on_epoch_begin(epoch)
+        time.sleep(0.05)
+        recorder.on_epoch_end(epoch, {"loss": 1.0})
+        time.sleep(0.2)  # between epochs: checkpoint, the next fit call, readers
+    first, second = history
+    assert first["wall_seconds"] == first["seconds"]  # the attempt's first epoch: from its begin
+    assert 0.05 <= second["seconds"] < 0.2
+    assert second["wall_seconds"] >= second["seconds"] + 0.2
