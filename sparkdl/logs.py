@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from sparkdl.errors import BadInputError
+
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines drown the job's own.
 _NOISY = ("py4j", "petastorm", "urllib3", "matplotlib")
@@ -24,7 +26,7 @@ def configure_logging(level: str = "INFO") -> None:
     """
     name = "WARNING" if level.upper() == "WARN" else level.upper()
     if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        raise BadInputError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     logging.basicConfig(level=name, format=_FORMAT, datefmt="%H:%M:%S", force=True)
     for lib in _NOISY:
         logging.getLogger(lib).setLevel(max(logging.WARNING, logging.getLogger().level))

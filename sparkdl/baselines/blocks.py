@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sparkdl.errors import BadInputError
+
 if TYPE_CHECKING:
     from sparkdl.data.dataset import PreparedDataset
 
@@ -43,7 +45,7 @@ def plan_slices(files: Sequence[tuple[str, int]], partitions: int) -> list[list[
     """
     total = sum(rows for _, rows in files)
     if partitions > total:
-        raise ValueError(
+        raise BadInputError(
             f"{partitions} partitions for {total} rows: every partition needs at least one row; "
             "lower the partitions setting"
         )
@@ -75,7 +77,7 @@ def read_slices(slices: Sequence[Slice], *, dim: int, label_dtype: str) -> tuple
         feats = table.column("features").combine_chunks()
         values = feats.flatten().to_numpy(zero_copy_only=False)
         if len(values) != len(table) * dim:
-            raise ValueError(
+            raise BadInputError(
                 f"{s.path}: features arrays are not all of length {dim} as its manifest says; "
                 "prepare the dataset again"
             )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sparkdl.baselines.blocks import Slice, read_slices
+from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def mllib_kmeans_iteration_s(
     df.unpersist()
     (t1, n1), (t2, n2) = runs
     if n2 <= n1:
-        raise ValueError(
+        raise BadInputError(
             f"MLlib KMeans converged within {n1} iterations; use harder data (more clusters "
             "than blobs, wider blobs) to time iterations"
         )
@@ -243,7 +244,7 @@ def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
 
     ds = open_dataset(spark, cfg.dataset)
     if result.kind == "linear":
-        raise ValueError("--compare covers classification (logistic/softmax) only for sgd")
+        raise BadInputError("--compare covers classification (logistic/softmax) only for sgd")
     rows = [
         {
             "method": f"ParallelSGD {cfg.mode} ({result.partitions} partitions, {cfg.epochs} epochs)",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sparkdl.baselines import common
 from sparkdl.baselines.blocks import Block, BlockPlan, build_block
+from sparkdl.errors import ClusterMisfitError, InfraError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,7 +43,7 @@ T = TypeVar("T")
 _HEADER = struct.Struct("!Q")
 
 
-class EngineError(RuntimeError):
+class EngineError(InfraError):
     """A task of the barrier engine failed or went away; the message says which and why."""
 
 
@@ -185,7 +186,7 @@ class BarrierEngine:
         self.partitions = plan.partitions
         slots = settled_slots(spark, want=plan.partitions, wait_s=30.0)
         if plan.partitions > slots:
-            raise ValueError(
+            raise ClusterMisfitError(
                 f"{plan.partitions} partitions but the cluster runs {slots} tasks at once; the "
                 "barrier engine needs one live task per partition: lower the partitions setting "
                 "or choose engine=jobs"

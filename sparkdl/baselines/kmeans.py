@@ -26,6 +26,7 @@ from sparkdl.baselines.blocks import Block, plan_blocks
 from sparkdl.baselines.common import dataset_card, maybe_fail
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig
+from sparkdl.errors import BadInputError
 from sparkdl.files import write_json, write_npz
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ def run_kmeans(
     partitions = cfg.partitions or settled_slots(spark)
     plan = plan_blocks(ds, cfg.split, partitions=partitions)
     if plan.rows < cfg.k:
-        raise ValueError(
+        raise BadInputError(
             f"kmeans.k={cfg.k} but {cfg.dataset} split {cfg.split!r} has {plan.rows} rows; "
             "lower kmeans.k"
         )
@@ -236,7 +237,7 @@ def run_kmeans(
     if init_centers is not None:
         init = np.asarray(init_centers, dtype=np.float64)
         if init.shape != (cfg.k, plan.dim):
-            raise ValueError(
+            raise BadInputError(
                 f"initial centres have shape {init.shape}, expected ({cfg.k}, {plan.dim})"
             )
     classes = ds.num_classes if ds.task == "classification" else None

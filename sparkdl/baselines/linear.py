@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from sparkdl.errors import BadInputError
+
 KINDS = ("logistic", "softmax", "linear")
 
 
@@ -30,14 +32,16 @@ def resolve_kind(kind: str, *, task: str, num_classes: int) -> str:
             return "linear"
         return "logistic" if num_classes == 2 else "softmax"
     if kind == "linear" and task != "regression":
-        raise ValueError(
+        raise BadInputError(
             "sgd.model is 'linear' but the dataset is a classification task; use "
             "sgd.model=auto, logistic or softmax"
         )
     if kind in ("logistic", "softmax") and task == "regression":
-        raise ValueError(f"sgd.model is {kind!r} but the dataset is a regression task; use linear")
+        raise BadInputError(
+            f"sgd.model is {kind!r} but the dataset is a regression task; use linear"
+        )
     if kind == "logistic" and num_classes != 2:
-        raise ValueError(
+        raise BadInputError(
             f"sgd.model is 'logistic' but the dataset has {num_classes} classes; use softmax"
         )
     return kind

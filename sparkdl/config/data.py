@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sparkdl.errors import BadInputError
+
 InputFormat = Literal["csv", "json", "parquet"]
 
 
@@ -48,12 +50,12 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if len(self.delimiter) != 1 and self.delimiter != "\\t":
-            raise ValueError(
+            raise BadInputError(
                 f"prepare.input.delimiter is {self.delimiter!r}; use one character such as ',' "
                 "or ';' (or '\\t' for tabs)"
             )
         if self.format == "csv" and not self.header:
-            raise ValueError(
+            raise BadInputError(
                 "prepare.input.header is false; sparkdl matches CSV columns by their header "
                 "names, so the files need a header line (set prepare.input.header: true)"
             )
@@ -75,24 +77,24 @@ class ColumnsConfig:
 
     def __post_init__(self) -> None:
         if not self.numeric and not self.categorical:
-            raise ValueError(
+            raise BadInputError(
                 "prepare.columns declares no features; list input columns under "
                 "prepare.columns.numeric and/or prepare.columns.categorical"
             )
         names = [self.label, *self.numeric, *self.categorical, *([self.id] if self.id else [])]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(
+            raise BadInputError(
                 f"prepare.columns names {dupes} more than once; each column has one role"
             )
         unknown = sorted(set(self.required) - set(names))
         if unknown:
-            raise ValueError(
+            raise BadInputError(
                 f"prepare.columns.required lists {unknown}, which are not declared columns "
                 f"(declared: {names})"
             )
         if self.task == "classification" and len(set(self.label_values)) < 2:
-            raise ValueError(
+            raise BadInputError(
                 f"prepare.columns.label_values is {list(self.label_values)}; a classification task "
                 "needs at least two distinct label values"
             )
@@ -115,12 +117,14 @@ class SplitConfig:
     def __post_init__(self) -> None:
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(
+            raise BadInputError(
                 f"prepare.split fractions add up to {total:g} (train {self.train}, validation "
                 f"{self.validation}, test {self.test}); they must add up to 1"
             )
         if self.train <= 0:
-            raise ValueError("prepare.split.train must be above 0: the featurizer is fitted on it")
+            raise BadInputError(
+                "prepare.split.train must be above 0: the featurizer is fitted on it"
+            )
 
 
 @dataclass(frozen=True)

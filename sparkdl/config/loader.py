@@ -17,10 +17,12 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from sparkdl.errors import BadInputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """A config file, key or value is invalid; the message says which and how to fix it."""
 
 

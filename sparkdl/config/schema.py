@@ -17,6 +17,7 @@ from sparkdl.config.data import GenerateConfig, PrepareConfig
 from sparkdl.config.pipeline import PipelineConfig
 from sparkdl.config.serve import EvaluateConfig, PredictConfig
 from sparkdl.config.train import TrainConfig
+from sparkdl.errors import BadInputError
 
 SparkProfile = Literal["local", "local-cluster", "standalone", "yarn", "databricks"]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
@@ -59,25 +60,25 @@ class SparkConfig:
     def __post_init__(self) -> None:
         if self.profile == "standalone":
             if not self.master or not _STANDALONE_MASTER.match(self.master):
-                raise ValueError(
+                raise BadInputError(
                     f"spark.master is {self.master!r} but profile 'standalone' needs "
                     "spark://host:port, for example --set spark.master=spark://127.0.0.1:7077"
                 )
         elif self.profile == "local" and self.master is not None:
             if not _LOCAL_MASTER.match(self.master):
-                raise ValueError(
+                raise BadInputError(
                     f"spark.master is {self.master!r} but profile 'local' takes local, local[N] "
                     "or local[*]; for a cluster choose spark.profile standalone, yarn or "
                     "local-cluster"
                 )
         elif self.profile in ("yarn", "databricks", "local-cluster") and self.master is not None:
-            raise ValueError(
+            raise BadInputError(
                 f"spark.master is {self.master!r} but profile {self.profile!r} sets the master "
                 "itself; remove spark.master"
             )
         for key in self.conf:
             if not key.startswith(("spark.", "sparkdl.")):
-                raise ValueError(
+                raise BadInputError(
                     f"spark.conf key {key!r} is not a Spark conf (it must start with 'spark.' "
                     "or 'sparkdl.')"
                 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sparkdl.errors import BadInputError
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -25,12 +27,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.kind == "custom" and (not self.function or ":" not in self.function):
-            raise ValueError(
+            raise BadInputError(
                 f"train.model.function is {self.function!r}; model kind 'custom' needs "
                 "'package.module:function', e.g. --set train.model.function=mypkg.models:build"
             )
         if self.kind == "cnn" and len(self.image_shape) not in (2, 3):
-            raise ValueError(
+            raise BadInputError(
                 f"train.model.image_shape is {list(self.image_shape)}; model kind 'cnn' needs "
                 "[height, width] or [height, width, channels]"
             )

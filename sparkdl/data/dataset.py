@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.data.fs import HadoopFS
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -58,15 +59,15 @@ def content_digest(df: DataFrame) -> tuple[int, str]:
 def read_manifest(fs: HadoopFS, version_path: str) -> dict[str, Any]:
     """Read and check ``manifest.json`` of one version folder."""
     if not fs.exists(f"{version_path}/{SUCCESS}"):
-        raise ValueError(
+        raise BadInputError(
             f"{version_path} has no {SUCCESS}: it was never published or its run crashed. "
             "Run `sparkdl prepare` again; readers only use published versions."
         )
     if not fs.exists(f"{version_path}/{MANIFEST}"):
-        raise ValueError(f"{version_path} has no {MANIFEST}; run `sparkdl prepare` again")
+        raise BadInputError(f"{version_path} has no {MANIFEST}; run `sparkdl prepare` again")
     manifest = json.loads(fs.read_text(f"{version_path}/{MANIFEST}"))
     if manifest.get("format") != FORMAT:
-        raise ValueError(
+        raise BadInputError(
             f"{version_path}/{MANIFEST} has format {manifest.get('format')!r}, this sparkdl reads "
             f"{FORMAT!r}; prepare the data again with this version"
         )
@@ -106,7 +107,7 @@ class PreparedDataset:
     def split_path(self, split: str) -> str:
         """Folder of one split's Parquet files."""
         if split not in self.manifest["splits"]:
-            raise ValueError(
+            raise BadInputError(
                 f"split {split!r} is not in {self.path}; it has {sorted(self.manifest['splits'])}"
             )
         return f"{self.path}/{self.manifest['splits'][split]['path']}"
@@ -123,7 +124,7 @@ class PreparedDataset:
 
         groups = [rg for f in self.manifest["splits"][split]["files"] for rg in f["row_groups"]]
         if len(groups) < workers:
-            raise ValueError(
+            raise BadInputError(
                 f"split {split!r} of {self.path} has {len(groups)} row groups, fewer than "
                 f"launch.num_workers={workers}; prepare it with prepare.layout.workers={workers}"
             )
@@ -163,14 +164,14 @@ def open_dataset(spark: SparkSession, path: str) -> PreparedDataset:
         pointer = json.loads(fs.read_text(f"{root}/{POINTER}"))
         version_path = f"{root}/{VERSIONS}/{pointer['version']}"
         if not fs.exists(version_path):
-            raise ValueError(
+            raise BadInputError(
                 f"{root}/{POINTER} points at {pointer['version']}, which is missing; run "
                 "`sparkdl prepare` again to publish a version"
             )
     elif fs.exists(f"{root}/{MANIFEST}") or fs.exists(f"{root}/{SUCCESS}"):
         version_path, root = root, root.rsplit(f"/{VERSIONS}/", 1)[0]
     else:
-        raise ValueError(
+        raise BadInputError(
             f"{root} is not a prepared dataset: it has no {POINTER} pointer and no {MANIFEST} and "
             f"{SUCCESS}. Run `sparkdl prepare --set prepare.output={path}` first."
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from sparkdl.errors import BadInputError
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.types import StructType
@@ -37,7 +39,7 @@ def read_schema(spark: SparkSession, path: str) -> StructType:
     try:
         reader = _open(spark, path)
     except Exception as exc:
-        raise ValueError(
+        raise BadInputError(
             f"cannot read the Parquet footer of {path}: {_first_line(exc)}. The file is corrupt "
             "or not Parquet: remove it or export it again."
         ) from exc

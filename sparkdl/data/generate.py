@@ -22,6 +22,7 @@ from pyspark.sql import functions as sf
 
 from sparkdl.config.data import GenerateConfig
 from sparkdl.data.fs import HadoopFS
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -79,7 +80,7 @@ class _Term:
 def _check(cfg: GenerateConfig) -> None:
     """Refuse seeds that numpy or a Spark long cannot take."""
     if not 0 <= cfg.seed < 2**63:
-        raise ValueError(
+        raise BadInputError(
             f"generate.seed is {cfg.seed}; use an integer in [0, 2**63), e.g. --set generate.seed=7"
         )
 
@@ -311,7 +312,7 @@ def write_generated(spark: SparkSession, *, cfg: GenerateConfig) -> GenerateResu
     started = time.perf_counter()
     fs = HadoopFS(spark)
     if not cfg.overwrite and fs.exists(cfg.output):
-        raise ValueError(
+        raise BadInputError(
             f"generate.output {cfg.output} already exists and generate.overwrite is false; "
             "remove it, choose another generate.output, or pass --set generate.overwrite=true"
         )

@@ -29,6 +29,7 @@ from sparkdl.data.sources import CORRUPT, SOURCE_FILE, read_raw
 from sparkdl.data.split import KEY, SPLIT, SPLITS, assign_split
 from sparkdl.data.validate import LABEL_INDEX, REASON, parse_valid, tag_defects
 from sparkdl.data.verify import verify_split
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 _STATUS = "_status"
 
 
-class TooManyBadRows(ValueError):  # noqa: N818 (reads as the condition it reports)
+class TooManyBadRows(BadInputError):  # noqa: N818 (reads as the condition it reports)
     """The quarantined fraction is above ``prepare.max_bad_fraction``."""
 
 
@@ -240,7 +241,7 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
             ).write.parquet(f"{staging}/quarantine")
         _fail_on_bad_rows(fs, root, staging, rows_in=rows_in, bad=bad, by_reason=by_reason, cfg=cfg)
         if split_rows["train"] == 0:
-            raise ValueError(
+            raise BadInputError(
                 f"no valid rows in the training split ({valid} valid rows in all); "
                 "check the input or prepare.split.train"
             )
@@ -323,7 +324,7 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
         fs.delete(staging)
         bad_file = _failed_input_file(exc, raw.files)
         if bad_file is not None:
-            raise ValueError(
+            raise BadInputError(
                 f"cannot read input file {bad_file}: {_first_error_line(exc)}. The file is "
                 "corrupt, truncated or does not match the others (CSV headers must be the same "
                 "in every file). Remove or re-export it; nothing was published."

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sparkdl.config.data import ColumnsConfig, SourceConfig
 from sparkdl.data.footer import read_schema
 from sparkdl.data.fs import FileInfo, HadoopFS
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -88,7 +89,7 @@ def _first_line(fs: HadoopFS, files: tuple[FileInfo, ...]) -> tuple[FileInfo, st
         for line in text.splitlines():
             if line.strip():
                 return f, line
-    raise ValueError(
+    raise BadInputError(
         f"all {len(files)} input files are empty (first: {files[0].path}); point "
         "prepare.input.path at the data"
     )
@@ -154,7 +155,7 @@ def check_columns(
         parts.append(f"unexpected {unexpected}")
     if type_problems:
         parts.append(f"wrong types [{'; '.join(type_problems)}]")
-    raise ValueError(
+    raise BadInputError(
         f"input columns in {where} do not match prepare.columns: {', '.join(parts)}. "
         f"Expected (declared): {declared}; actual: {actual}. Fix the data, or declare the "
         "columns under prepare.columns (numeric, categorical, label, id), or list columns to "
@@ -206,7 +207,7 @@ def read_raw(
     fs = HadoopFS(spark)
     files = tuple(fs.list_files(source.path))
     if not files:
-        raise ValueError(
+        raise BadInputError(
             f"no input files at prepare.input.path={source.path!r} "
             f"(resolved to {fs.qualify(source.path)}); check the path and its scheme "
             "(file://, hdfs://, s3a://, dbfs:/)"
@@ -243,12 +244,12 @@ def read_raw(
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(
+            raise BadInputError(
                 f"the first line of {first.path} is not a JSON object ({exc}); prepare.input.format "
                 "json expects one JSON object per line"
             ) from exc
         if not isinstance(record, dict):
-            raise ValueError(
+            raise BadInputError(
                 f"the first line of {first.path} is a JSON {type(record).__name__}, not an object"
             )
         actual = list(record)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.schema import LaunchConfig
+from sparkdl.errors import ClusterMisfitError, InfraError
 from sparkdl.launch.child import run_in_child
 from sparkdl.launch.plan import (
     describe_plan,
@@ -37,7 +38,7 @@ _LOCAL_MASTER = re.compile(r"^local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
 _LOCAL_CLUSTER_MASTER = re.compile(r"^local-cluster\[(\d+),\s*(\d+),\s*\d+\]$")
 
 
-class LaunchError(RuntimeError):
+class LaunchError(InfraError):
     """The barrier stage failed; the message holds the failing rank's last output lines."""
 
 
@@ -70,7 +71,7 @@ def interface_for(address: str) -> str:
         for name, addrs in nics.items():
             if any(a.family == socket.AF_INET and a.address.startswith("127.") for a in addrs):
                 return name
-    raise RuntimeError(
+    raise ClusterMisfitError(
         f"no network interface on this executor carries {address} ({ip}), the address Spark "
         f"reports for it; interfaces: {sorted(nics)}. Set SPARK_LOCAL_IP on the executors to "
         "an address of one of them."
@@ -192,7 +193,7 @@ class BarrierLauncher:
         task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
         slots = local_slots(sc.master, sc.defaultParallelism)
         if slots is not None and self.config.num_workers > slots // task_cpus:
-            raise RuntimeError(
+            raise ClusterMisfitError(
                 f"launch.num_workers={self.config.num_workers} but master {sc.master} runs at most "
                 f"{slots // task_cpus} tasks at once (spark.task.cpus={task_cpus}); a barrier stage "
                 "needs all of them together. Lower launch.num_workers or give Spark more cores "

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sparkdl.errors import InfraError
 from sparkdl.launch import spare
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ _PR_SET_PDEATHSIG = 1
 _watching = False
 
 
-class RankError(RuntimeError):
+class RankError(InfraError):
     """A rank's child process failed; the message holds its exit status and last output lines."""
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sparkdl.errors import BadInputError
+
 
 @dataclass(frozen=True)
 class RankSlot:
@@ -65,7 +67,7 @@ def plan_ranks(addresses: Sequence[str]) -> list[RankSlot]:
     [(0, 0, 0), (2, 0, 1), (1, 1, 0)]
     """
     if not addresses:
-        raise ValueError("plan_ranks needs at least one task address, got none")
+        raise BadInputError("plan_ranks needs at least one task address, got none")
     by_host: dict[str, list[int]] = {}
     for partition, address in enumerate(addresses):
         by_host.setdefault(host_of(address), []).append(partition)

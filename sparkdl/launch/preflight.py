@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sparkdl.config.schema import LaunchConfig
+from sparkdl.errors import ClusterMisfitError
 from sparkdl.launch.barrier import local_slots
 
 if TYPE_CHECKING:
@@ -64,12 +65,12 @@ def check_horovod_build(*, gpus: bool) -> None:
     import horovod.tensorflow as hvd
 
     if not hvd.gloo_built():
-        raise RuntimeError(
+        raise ClusterMisfitError(
             "Horovod was built without Gloo, which sparkdl's CPU ranks use; rebuild it with "
             "HOROVOD_WITH_GLOO=1 (scripts/setup.sh --force)"
         )
     if gpus and not hvd.nccl_built():
-        raise RuntimeError(
+        raise ClusterMisfitError(
             "GPUs are requested (spark.task.resource.gpu.amount) but Horovod was built without "
             "NCCL; rebuild it with HOROVOD_GPU_OPERATIONS=NCCL on a machine with CUDA and NCCL, "
             "or run on CPU executors"
@@ -91,7 +92,7 @@ def check_confs(conf: Mapping[str, str]) -> bool:
     False
     """
     if _truthy(conf.get("spark.dynamicAllocation.enabled", "false")):
-        raise RuntimeError(
+        raise ClusterMisfitError(
             "spark.dynamicAllocation.enabled is true, but a barrier stage needs all its executors "
             "for the whole run; start the session with spark.dynamicAllocation.enabled=false "
             "(sparkdl's training sessions do: build_session(..., launch=...))"
@@ -99,7 +100,7 @@ def check_confs(conf: Mapping[str, str]) -> bool:
     if _truthy(conf.get("spark.ssl.enabled", "false")) and not _truthy(
         conf.get(ALLOW_TLS, "false")
     ):
-        raise RuntimeError(
+        raise ClusterMisfitError(
             "spark.ssl.enabled is true, but Horovod's rendezvous and Gloo traffic between ranks is "
             f"not encrypted. Set {ALLOW_TLS}=true to accept that on this cluster, or train on a "
             "cluster without TLS"
@@ -107,7 +108,7 @@ def check_confs(conf: Mapping[str, str]) -> bool:
     executor_gpus = float(conf.get("spark.executor.resource.gpu.amount", "0") or 0)
     task_gpus = float(conf.get("spark.task.resource.gpu.amount", "0") or 0)
     if executor_gpus > 0 and task_gpus <= 0:
-        raise RuntimeError(
+        raise ClusterMisfitError(
             f"spark.executor.resource.gpu.amount is {executor_gpus:g} but "
             "spark.task.resource.gpu.amount is not set, so tasks get no GPU; set "
             "spark.task.resource.gpu.amount=1 (one GPU per Horovod rank)"
@@ -125,7 +126,7 @@ def wait_for_slots(
         time.sleep(1.0)
         have = slots()
     if have < launch.num_workers:
-        raise RuntimeError(
+        raise ClusterMisfitError(
             f"launch.num_workers={launch.num_workers} but the cluster ({master}) offers {have} "
             "concurrent task slots (spark.executor.instances x spark.executor.cores / "
             "spark.task.cpus); a barrier stage needs one slot per rank at once. Lower "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
 
 DONE, FAILED, RUNNING = "done", "failed", "running"
@@ -38,7 +39,7 @@ class RunState:
         if path.is_file():
             data = json.loads(path.read_text())
             if data.get("config_hash") != config_hash:
-                raise ValueError(
+                raise BadInputError(
                     f"run {run_id!r} in {run_dir} was started with another config "
                     f"({data.get('config_hash', '?')[:12]} vs {config_hash[:12]}); re-run it with "
                     "the same config to resume, or give this config a new --run-id"

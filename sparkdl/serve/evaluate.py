@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.serve import EvaluateConfig
+from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
 from sparkdl.serve.predict import PREDICTION, PROBABILITY, model_info, predict_frame
 
@@ -111,7 +112,7 @@ def run_evaluate(spark: SparkSession, *, cfg: EvaluateConfig) -> EvalResult:
     info = model_info(cfg.model)
     dataset = open_dataset(spark, cfg.dataset or info.dataset_version_path)
     if dataset.feature_dim != info.feature_dim:
-        raise ValueError(
+        raise BadInputError(
             f"{cfg.model} expects {info.feature_dim} features but {dataset.path} has "
             f"{dataset.feature_dim}; evaluate on the dataset it was trained on"
         )

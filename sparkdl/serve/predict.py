@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.serve import PredictConfig
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +59,7 @@ def model_info(path: str) -> ModelInfo:
     """
     meta_path = Path(path) / "sparkdl_model.json"
     if not meta_path.is_file():
-        raise ValueError(
+        raise BadInputError(
             f"{path} has no sparkdl_model.json: it is not a model written by `sparkdl train`; "
             "point evaluate.model / predict.model at <train.output>/model"
         )
@@ -121,7 +122,7 @@ def predict_frame(df: DataFrame, *, info: ModelInfo, batch_size: int) -> DataFra
     )
 
     if "features" not in df.columns:
-        raise ValueError(f"input rows have no 'features' column (columns: {df.columns})")
+        raise BadInputError(f"input rows have no 'features' column (columns: {df.columns})")
     pred_type = IntegerType() if info.num_classes > 1 else DoubleType()
     schema = StructType(
         [

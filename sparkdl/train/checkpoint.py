@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparkdl.errors import BadInputError
+
 MANIFEST = "checkpoint.json"
 
 
@@ -93,7 +95,7 @@ def latest_checkpoint(root: str) -> CheckpointInfo | None:
     doc = json.loads(manifest.read_text())
     folder = Path(root) / doc["folder"]
     if not folder.is_dir() or _digest(folder) != doc["files"]:
-        raise RuntimeError(
+        raise BadInputError(
             f"checkpoint {folder} does not match the checksums in {manifest}: it was changed or "
             "damaged. Delete the checkpoints folder to start over, or restore it."
         )

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from sparkdl.errors import BadInputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -306,7 +308,7 @@ def table_column(table: Any, name: str) -> Any:
         offsets = arr.offsets.to_numpy()
         lengths = np.diff(offsets)
         if len(lengths) and lengths.min() != lengths.max():
-            raise ValueError(
+            raise BadInputError(
                 f"column '{name}' holds lists of different lengths ({lengths.min()} to "
                 f"{lengths.max()}); every row must have the same number of values"
             )

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.train import ModelConfig
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -43,7 +44,7 @@ def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int
     if cfg.kind == "cnn":
         shape = tuple(cfg.image_shape) if len(cfg.image_shape) == 3 else (*cfg.image_shape, 1)
         if math.prod(shape) != input_dim:
-            raise ValueError(
+            raise BadInputError(
                 f"train.model.image_shape {list(cfg.image_shape)} holds {math.prod(shape)} values "
                 f"but the dataset's features have {input_dim}; set an image_shape whose product "
                 f"is {input_dim}"
@@ -70,13 +71,13 @@ def _custom(spec: str, *, input_dim: int, num_classes: int) -> Any:
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(
+        raise BadInputError(
             f"train.model.function={spec!r} cannot be loaded ({exc}); it must name an importable "
             "function 'package.module:function' available on every executor"
         ) from exc
     model = func(input_dim=input_dim, num_classes=num_classes)
     if not hasattr(model, "fit"):
-        raise ValueError(
+        raise BadInputError(
             f"train.model.function={spec!r} returned {type(model).__name__}, not a Keras model"
         )
     return model

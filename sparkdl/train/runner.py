@@ -19,6 +19,7 @@ from sparkdl.config.schema import LaunchConfig
 from sparkdl.config.train import TrainConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
 from sparkdl.data.publish import config_hash
+from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
 from sparkdl.launch.preflight import preflight
@@ -69,7 +70,7 @@ def _check_run_identity(out: Path, identity: dict[str, Any]) -> None:
     if run_file.exists():
         previous = json.loads(run_file.read_text())
         if previous != identity:
-            raise ValueError(
+            raise BadInputError(
                 f"{out} holds a run for another dataset version or train config "
                 f"({previous.get('dataset_version')}, config {previous.get('config_hash', '')[:12]}); "
                 "choose a new train.output, or delete that folder to start over"
