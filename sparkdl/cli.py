@@ -13,22 +13,19 @@ from typing import TYPE_CHECKING
 import yaml
 
 import sparkdl
-from sparkdl.commands import (
-    COMMANDS,
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_OK,
-    add_command_arguments,
-    run_command,
-)
-from sparkdl.config import ConfigError, to_dict
+from sparkdl.commands import COMMANDS, add_command_arguments, run_command
+from sparkdl.config import to_dict
 from sparkdl.config.args import add_config_arguments, config_from_args
+from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInputError
+from sparkdl.exits import guarded
 from sparkdl.logs import configure_logging
 
 if TYPE_CHECKING:
     from sparkdl.launch.smoke import AllreduceReport
 
 logger = logging.getLogger("sparkdl.cli")
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -166,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sparkdl`` command line and return its exit code.
 
-    Exit codes: 0 success, 1 a check or job failed, 2 bad input (config, arguments).
+    Exit codes: 0 success, 1 a check or job failed or an unexpected error, 2 bad input or
+    config (or a cluster that must change first), 3 infrastructure that may pass on retry,
+    130 interrupted; see :mod:`sparkdl.errors`.
 
     Examples
     --------
@@ -177,18 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         configure_logging(args.log_level)
-    except ValueError as exc:
+    except BadInputError as exc:
         parser.error(str(exc))
     func: Callable[[argparse.Namespace], int] = args.func
-    try:
-        return func(args)
-    except ConfigError as exc:
-        print(f"sparkdl: config error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as exc:
-        logger.debug("bad input", exc_info=True)
-        print(f"sparkdl: bad input: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    if isinstance(func, partial) and func.func is run_command:
+        return func(args)  # run_command guards itself
+    return guarded(args.command, lambda: func(args))
 
 
 if __name__ == "__main__":

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sparkdl.config import ConfigError
 from sparkdl.config.args import add_config_arguments, config_from_args
 from sparkdl.config.schema import SparkdlConfig
+from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INFRA = 3
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INFRA", "EXIT_OK", "run_command"]
 
 Outcome = tuple[str, bool]
 
@@ -223,39 +219,32 @@ def run_command(name: str, args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        0 success, 1 the command ran but failed (a check that did not hold, an unexpected
-        error), 2 bad input or config (nothing was changed), 3 infrastructure failure (Horovod
-        ranks or baseline tasks that failed every attempt, Spark/JVM errors, I/O errors):
-        retrying later may help.
+        The exit code, chosen by the class of the error that ended the command
+        (:mod:`sparkdl.errors`, :func:`sparkdl.exits.guarded`): 0 success; 1 the command ran but
+        a check did not hold, or an unexpected error (traceback in the log file); 2 bad input
+        or config, or a cluster that must change first (nothing was changed); 3 infrastructure
+        (Horovod ranks or baseline tasks that failed every attempt, Spark job failures): retrying
+        later may help; 130 interrupted (SIGINT/SIGTERM), no attempt spent.
 
     Examples
     --------
     >>> run_command("prepare", parsed_args)  # doctest: +SKIP
     0
     """
-    from py4j.protocol import Py4JError
+    from sparkdl.exits import guarded
 
-    from sparkdl.baselines.engine import EngineError
-    from sparkdl.launch import LaunchError
+    return guarded(name, lambda: _run(name, args))
+
+
+def _run(name: str, args: argparse.Namespace) -> int:
+    """The body of :func:`run_command`: config, session, command, summary."""
     from sparkdl.session import build_session, stop_session
 
     command = COMMANDS[name]
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"sparkdl {name}: config error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    cfg = config_from_args(args)
     spark = build_session(cfg.spark, launch=cfg.launch if command.training else None)
     try:
         summary, ok = command.run(spark, cfg, args)
-    except ValueError as exc:
-        logger.debug("bad input", exc_info=True)
-        print(f"sparkdl {name}: bad input: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (LaunchError, EngineError, Py4JError, OSError) as exc:
-        logger.debug("infrastructure failure", exc_info=True)
-        print(f"sparkdl {name}: infrastructure failure: {str(exc)[:4000]}", file=sys.stderr)
-        return EXIT_INFRA
     finally:
         stop_session(spark)
     print(summary)

@@ -1,15 +1,20 @@
-"""Logging set-up shared by the CLI and the jobs."""
+"""Logging set-up shared by the CLI and the jobs: the console, and one log file per run."""
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
+import time
+from pathlib import Path
 
 from sparkdl.errors import BadInputError
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries whose INFO lines drown the job's own.
 _NOISY = ("py4j", "petastorm", "urllib3", "matplotlib")
+LOG_DIR_ENV = "SPARKDL_LOG_DIR"
+_KEEP_LOGS = 100
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -32,3 +37,50 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(lib).setLevel(max(logging.WARNING, logging.getLogger().level))
     # TensorFlow's C++ start-up banner says nothing a user can act on.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def log_dir() -> Path:
+    """The folder of the runs' log files: ``$SPARKDL_LOG_DIR``, else ``<tmp>/sparkdl-logs-<uid>``.
+
+    Examples
+    --------
+    >>> log_dir().name.startswith("sparkdl-logs") or "SPARKDL_LOG_DIR" in os.environ
+    True
+    """
+    configured = os.environ.get(LOG_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / f"sparkdl-logs-{os.getuid()}"
+
+
+def attach_log_file(command: str) -> Path:
+    """Add a log file for this run of ``command`` to the root logger and the traceback logger.
+
+    The file gets what the console gets plus the tracebacks of failures
+    (``sparkdl.traceback``, which does not print to the console). The newest 100 files are kept.
+
+    Examples
+    --------
+    >>> path = attach_log_file("doctest")  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    'doctest-20261201T101500Z-4242.log'
+    """
+    folder = log_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = folder / f"{command}-{stamp}-{os.getpid()}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    root = logging.getLogger()
+    handler.setLevel(root.level or logging.INFO)
+    root.addHandler(handler)
+    logging.getLogger("sparkdl.traceback").addHandler(handler)
+    _prune(folder)
+    return path
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest log files only."""
+    logs = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in logs[_KEEP_LOGS:]:
+        old.unlink(missing_ok=True)

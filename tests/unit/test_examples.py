@@ -1,15 +1,41 @@
-"""The example Airflow DAG is valid Python and calls the pipeline job the way the README says."""
+"""The example Airflow DAG: valid, calls the pipeline job as README says, and never retries 2."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 
 def test_airflow_dag_compiles_and_runs_the_pipeline_job(repo: Path) -> None:
     source = (repo / "examples" / "airflow_dag.py").read_text()
     tree = ast.parse(source)  # a syntax error fails here
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
-    assert any(getattr(c.func, "id", None) == "BashOperator" for c in calls)
+    assert any(getattr(c.func, "id", None) == "SparkdlJobOperator" for c in calls)
     assert "jobs/pipeline.py" in source and "--run-date {{ ds }}" in source
+    assert "from airflow.providers.standard.operators.bash import BashOperator" in source
     assert (repo / "jobs" / "pipeline.py").is_file()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("airflow") is None,
+    reason="Airflow is not installed in this environment (it is not a sparkdl dependency)",
+)
+def test_airflow_loads_the_dag_and_does_not_retry_exit_2(repo: Path, tmp_path: Path) -> None:
+    from airflow.exceptions import AirflowFailException
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(repo / "examples"), include_examples=False)
+    assert bag.import_errors == {}
+    dag = bag.get_dag("sparkdl_nightly")
+    task = dag.get_task("pipeline")
+    assert task.retries == 2
+    task.bash_command = "exit 2"
+    with pytest.raises(AirflowFailException, match="exited 2"):
+        task.execute(context={})
+    task.bash_command = "exit 3"
+    with pytest.raises(Exception, match="exit code 3") as info:
+        task.execute(context={})
+    assert not isinstance(info.value, AirflowFailException)
