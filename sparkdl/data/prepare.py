@@ -30,6 +30,7 @@ from sparkdl.data.split import KEY, SPLIT, SPLITS, assign_split
 from sparkdl.data.validate import LABEL_INDEX, REASON, parse_valid, tag_defects
 from sparkdl.data.verify import verify_split
 from sparkdl.errors import BadInputError
+from sparkdl.lock import output_lock
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -176,17 +177,28 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
         Bad input: no files, columns that differ from ``prepare.columns`` (before any Spark
         job), a corrupt file, no valid rows, or more quarantined rows than
         ``prepare.max_bad_fraction`` (:class:`TooManyBadRows`). Nothing is published then.
+    OutputLockedError
+        Another run is writing to ``prepare.output`` (its lock names it); nothing was changed.
 
     Examples
     --------
     >>> run_prepare(spark, cfg=config.prepare).split_rows  # doctest: +SKIP
     {'train': 80140, 'validation': 9911, 'test': 9949}
     """
-    from pyspark.sql import functions as F
-
     start = time.perf_counter()
     fs = HadoopFS(spark)
     root = fs.qualify(cfg.output).rstrip("/")
+    with output_lock(root, what="prepare.output", spark=spark):
+        return _prepare_locked(spark, fs=fs, root=root, cfg=cfg, force=force, start=start)
+
+
+def _prepare_locked(
+    spark: SparkSession, *, fs: HadoopFS, root: str, cfg: PrepareConfig, force: bool, start: float
+) -> PrepareResult:
+    """Prepare and publish into ``root`` while holding its lock (so a staging folder left
+    there is an interrupted run's, never a live one's)."""
+    from pyspark.sql import functions as F
+
     raw = read_raw(spark, source=cfg.input, columns=cfg.columns)
     settings = to_dict(cfg)
     settings.pop("output")

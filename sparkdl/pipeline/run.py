@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from sparkdl.config.loader import to_dict
 from sparkdl.config.schema import SparkdlConfig
 from sparkdl.files import write_json
-from sparkdl.pipeline.state import DONE, RunState
+from sparkdl.lock import output_lock
+from sparkdl.pipeline.state import DONE, RunState, check_run_date, check_run_id, run_folder
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -99,6 +100,12 @@ def _train(
 def _sgd(
     spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
 ) -> tuple[str, dict[str, Any]]:
+    with output_lock(cfg.sgd.output, what="sgd.output"):
+        return _sgd_locked(spark, cfg)
+
+
+def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[str, Any]]:
+    """ParallelSGD and its MLlib reference, with ``sgd.output`` locked."""
     from sparkdl.baselines.sgd import run_parallel_sgd
 
     r = run_parallel_sgd(spark, cfg=cfg.sgd)
@@ -118,6 +125,12 @@ def _sgd(
 def _kmeans(
     spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
 ) -> tuple[str, dict[str, Any]]:
+    with output_lock(cfg.kmeans.output, what="kmeans.output"):
+        return _kmeans_locked(spark, cfg)
+
+
+def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[str, Any]]:
+    """k-means and its MLlib reference, with ``kmeans.output`` locked."""
     from sparkdl.baselines.compare import mllib_kmeans_same_init
     from sparkdl.baselines.kmeans import run_kmeans
     from sparkdl.data.dataset import open_dataset
@@ -199,17 +212,46 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run (or resume) one pipeline run; see the module docstring.
 
+    The run folder is locked while the run goes on: a second run with the same run id is
+    refused (:class:`~sparkdl.errors.OutputLockedError`).
+
+    Raises
+    ------
+    BadInputError
+        A run id that is not one folder name inside ``pipeline.root``, or a run date that is
+        not a real ``YYYY-MM-DD`` date.
+
     Examples
     --------
     >>> run_pipeline(spark, cfg=cfg, run_id="nightly-2026-11-22").report  # doctest: +SKIP
     'runs/pipeline/nightly-2026-11-22/report/report.md'
     """
     start = time.perf_counter()
-    run_date = run_date or default_run_date()
-    run_id = run_id or run_date
-    run_dir = Path(cfg.pipeline.root).resolve() / run_id
+    run_date = check_run_date(default_run_date() if run_date is None else run_date)
+    run_id = check_run_id(run_date if run_id is None else run_id)
+    run_dir = run_folder(cfg.pipeline.root, run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = run_config(cfg, run_dir)
+    with output_lock(run_dir, what="pipeline run folder (pipeline.root/--run-id)"):
+        return _run_locked(
+            spark,
+            cfg=run_config(cfg, run_dir),
+            run_dir=run_dir,
+            run_id=run_id,
+            run_date=run_date,
+            start=start,
+        )
+
+
+def _run_locked(
+    spark: SparkSession,
+    *,
+    cfg: SparkdlConfig,
+    run_dir: Path,
+    run_id: str,
+    run_date: str,
+    start: float,
+) -> PipelineResult:
+    """Run the steps left in ``run_dir`` while holding its lock."""
     state = RunState.open(run_dir, run_id=run_id, run_date=run_date, config_hash=_config_hash(cfg))
     handler, restore = _log_to_file(run_dir / "pipeline.log")
     steps = [s for s in STEPS if s in cfg.pipeline.steps]
