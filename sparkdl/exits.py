@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
 
 from sparkdl.config.loader import ConfigError
@@ -30,7 +31,7 @@ from sparkdl.errors import (
     RunInterruptedError,
     SparkdlError,
 )
-from sparkdl.logs import attach_log_file
+from sparkdl.logs import run_log
 
 logger = logging.getLogger(__name__)
 # Tracebacks go to the log file only: this logger does not propagate to the console.
@@ -136,17 +137,22 @@ def guarded(name: str, body: Callable[[], int]) -> int:
     >>> guarded("prepare", bad)  # doctest: +SKIP
     2
     """
-    log_file = attach_log_file(name)
-    try:
-        with _sigterm_as_sigint():
-            return body()
-    except (Exception, KeyboardInterrupt) as exc:
-        code = exit_code_for(exc)
-        _trace.error("sparkdl %s ended with exit %d", name, code, exc_info=exc)
-        message = str(exc).strip() or type(exc).__name__
-        if code == EXIT_FAILED and not isinstance(exc, SparkdlError):
-            message = f"{type(exc).__name__}: {message[:2000]}; traceback in {log_file}"
-        elif code == EXIT_INTERRUPTED and isinstance(exc, KeyboardInterrupt):
-            message = "stopped by an interrupt (SIGINT/SIGTERM); no attempt was spent"
-        print(f"sparkdl {name}: {describe(exc)}: {message[:4000]}", file=sys.stderr, flush=True)
-        return code
+    with run_log(name) as log_file:
+        try:
+            with _sigterm_as_sigint():
+                return body()
+        except (Exception, KeyboardInterrupt) as exc:
+            return _report(name, exc, log_file)
+
+
+def _report(name: str, exc: BaseException, log_file: Path) -> int:
+    """Log ``exc``'s traceback to the file, print its one console line, return its code."""
+    code = exit_code_for(exc)
+    _trace.error("sparkdl %s ended with exit %d", name, code, exc_info=exc)
+    message = str(exc).strip() or type(exc).__name__
+    if code == EXIT_FAILED and not isinstance(exc, SparkdlError):
+        message = f"{type(exc).__name__}: {message[:2000]}; traceback in {log_file}"
+    elif code == EXIT_INTERRUPTED and isinstance(exc, KeyboardInterrupt):
+        message = "stopped by an interrupt (SIGINT/SIGTERM); no attempt was spent"
+    print(f"sparkdl {name}: {describe(exc)}: {message[:4000]}", file=sys.stderr, flush=True)
+    return code

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sparkdl.errors import BadInputError
@@ -53,16 +55,17 @@ def log_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"sparkdl-logs-{os.getuid()}"
 
 
-def attach_log_file(command: str) -> Path:
-    """Add a log file for this run of ``command`` to the root logger and the traceback logger.
+@contextlib.contextmanager
+def run_log(command: str) -> Iterator[Path]:
+    """While the body runs, copy the log to a file for this run of ``command``; yield its path.
 
-    The file gets what the console gets plus the tracebacks of failures
-    (``sparkdl.traceback``, which does not print to the console). The newest 100 files are kept.
+    The file gets what the console gets plus the tracebacks of failures (``sparkdl.traceback``,
+    which does not print to the console). The newest 100 files are kept.
 
     Examples
     --------
-    >>> path = attach_log_file("doctest")  # doctest: +SKIP
-    >>> path.name  # doctest: +SKIP
+    >>> with run_log("doctest") as path:  # doctest: +SKIP
+    ...     path.name
     'doctest-20261201T101500Z-4242.log'
     """
     folder = log_dir()
@@ -71,12 +74,17 @@ def attach_log_file(command: str) -> Path:
     path = folder / f"{command}-{stamp}-{os.getpid()}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
-    root = logging.getLogger()
+    root, trace = logging.getLogger(), logging.getLogger("sparkdl.traceback")
     handler.setLevel(root.level or logging.INFO)
     root.addHandler(handler)
-    logging.getLogger("sparkdl.traceback").addHandler(handler)
+    trace.addHandler(handler)
     _prune(folder)
-    return path
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        trace.removeHandler(handler)
+        handler.close()
 
 
 def _prune(folder: Path) -> None:
