@@ -28,6 +28,7 @@ from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig
 from sparkdl.errors import BadInputError
 from sparkdl.files import write_json, write_npz
+from sparkdl.lock import output_lock
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -221,6 +222,14 @@ def run_kmeans(
     >>> r.metrics["ari"]  # doctest: +SKIP
     0.98
     """
+    with output_lock(Path(cfg.output).resolve(), what="kmeans.output"):
+        return _run_kmeans_locked(spark, cfg=cfg, init_centers=init_centers)
+
+
+def _run_kmeans_locked(
+    spark: SparkSession, *, cfg: KMeansConfig, init_centers: Any | None
+) -> KMeansResult:
+    """:func:`run_kmeans` with ``kmeans.output`` locked (one writer per output folder)."""
     from sparkdl.data.dataset import open_dataset
     from sparkdl.launch.preflight import settled_slots
 

@@ -25,6 +25,7 @@ from sparkdl.baselines.common import dataset_card, maybe_fail
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import SGDConfig
 from sparkdl.files import write_json, write_npz
+from sparkdl.lock import output_lock
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -125,6 +126,12 @@ def run_parallel_sgd(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
     >>> r.test["accuracy"]  # doctest: +SKIP
     0.9012
     """
+    with output_lock(Path(cfg.output).resolve(), what="sgd.output"):
+        return _run_sgd_locked(spark, cfg=cfg)
+
+
+def _run_sgd_locked(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
+    """:func:`run_parallel_sgd` with ``sgd.output`` locked (one writer per output folder)."""
     from sparkdl.data.dataset import open_dataset
     from sparkdl.launch.preflight import settled_slots
 
