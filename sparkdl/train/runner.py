@@ -23,6 +23,7 @@ from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
 from sparkdl.launch.preflight import preflight
+from sparkdl.lock import output_lock
 from sparkdl.train.checkpoint import latest_checkpoint
 from sparkdl.train.data import petastorm_url, steps_per_epoch
 from sparkdl.train.worker import WorkerSpec, train_rank
@@ -127,6 +128,15 @@ def run_training(
     >>> run_training(spark, train=cfg.train, launch=cfg.launch).test  # doctest: +SKIP
     {'accuracy': 0.91, 'loss': 0.23}
     """
+    # One writer per train.output: a second run is refused before it touches anything.
+    with output_lock(Path(train.output).resolve(), what="train.output"):
+        return _train_locked(spark, train=train, launch=launch, skip_preflight=skip_preflight)
+
+
+def _train_locked(
+    spark: SparkSession, *, train: TrainConfig, launch: LaunchConfig, skip_preflight: bool
+) -> TrainResult:
+    """:func:`run_training` with ``train.output`` locked."""
     start = time.perf_counter()
     if not skip_preflight:
         preflight(spark, launch=launch)
