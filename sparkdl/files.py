@@ -1,12 +1,34 @@
-"""Atomic writes of small result files on the driver's local (or shared POSIX) file system."""
+"""Atomic writes of small result files on the driver's local (or shared POSIX) file system.
+
+Files get the mode the process umask gives (0644 under the usual 022), like every other file
+of an output; :func:`tempfile.mkstemp` would leave them 0600.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+
+@contextmanager
+def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
+    """Open a new sibling of ``path`` for writing, then rename it over ``path`` on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # O_EXCL: never follow or reuse a file someone else put there; 0o666 & ~umask, as open() does.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -19,12 +41,9 @@ def write_json(path: Path, data: Any) -> None:
     >>> write_json(p, {"a": 1}); json.loads(p.read_text())
     {'a': 1}
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
+    with _atomic(path, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=_plain)
         fh.write("\n")
-    os.replace(tmp, path)
 
 
 def _plain(value: Any) -> Any:
@@ -33,11 +52,16 @@ def _plain(value: Any) -> Any:
 
 
 def write_npz(path: Path, **arrays: Any) -> None:
-    """Write numpy arrays atomically as one ``.npz`` file."""
+    """Write numpy arrays atomically as one ``.npz`` file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.npz"
+    >>> write_npz(p, w=np.arange(3)); np.load(p)["w"].tolist()
+    [0, 1, 2]
+    """
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as fh:
+    with _atomic(path, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)

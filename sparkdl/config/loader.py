@@ -4,6 +4,12 @@ Layers, lowest first: the dataclass defaults, each YAML file in the order given,
 ``section.key=value`` overrides. Every key is checked against the dataclass fields: an unknown
 key raises :class:`ConfigError` naming the closest valid key, and a bad value names the key, the
 value and what is allowed.
+
+YAML 1.1 reads unquoted ``no``, ``on``, ``1.50`` or ``2026-01-01`` as a boolean, number or date.
+Where a key expects text (label values, column names, paths, Spark conf values), the value is
+taken as it was written in the file or override, so ``label_values: [no, yes]`` means the
+strings ``'no'`` and ``'yes'``; a boolean that reaches such a key from anywhere else is refused
+with a request to quote it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import dataclasses
 import difflib
 import types
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -20,6 +27,50 @@ import yaml
 from sparkdl.errors import BadInputError
 
 T = TypeVar("T")
+
+_KEEP_TEXT_TAGS = ("bool", "int", "float", "timestamp")
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    """A plain YAML scalar that YAML resolved to a non-string, and the text it was written as."""
+
+    value: Any
+    text: str
+
+
+class _TextKeepingLoader(yaml.SafeLoader):
+    """SafeLoader whose unquoted booleans, numbers and dates remember their source text."""
+
+
+def _keeping_text(construct: Any) -> Any:
+    def constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        value = construct(loader, node)
+        return _Scalar(value, node.value) if node.style is None else value
+
+    return constructor
+
+
+for _tag in _KEEP_TEXT_TAGS:
+    _TextKeepingLoader.add_constructor(
+        f"tag:yaml.org,2002:{_tag}",
+        _keeping_text(yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"]),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Drop the source text kept by the loader: plain dicts, lists and scalars."""
+    if isinstance(value, _Scalar):
+        return value.value
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _text(key: Any) -> str:
+    return key.text if isinstance(key, _Scalar) else str(key)
 
 
 class ConfigError(BadInputError):
@@ -83,8 +134,12 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
     several keys wait until every layer has been merged.
     """
     origin = get_origin(tp)
+    if tp is str and isinstance(value, _Scalar):
+        return value.text  # text where text is expected: as the user wrote it
+    written = value
+    value = value.value if isinstance(value, _Scalar) else value
     bad = ConfigError(
-        f"config key '{key}' in {source} has value {value!r} ({type(value).__name__}); "
+        f"config key '{key}' in {source} has value {_plain(value)!r} ({type(value).__name__}); "
         f"allowed: {_describe(tp)}."
     )
     if dataclasses.is_dataclass(tp):
@@ -97,6 +152,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
     if origin is Literal:
         if value in get_args(tp):
             return value
+        if isinstance(written, _Scalar) and written.text in get_args(tp):
+            return written.text
         hint = closest_key(str(value), [str(a) for a in get_args(tp)])
         if hint is not None:
             raise ConfigError(f"{bad} Did you mean {hint!r}?")
@@ -111,7 +168,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key, source, construct)
+                return _coerce(written, arg, key, source, construct)
             except ConfigError:
                 continue
         raise bad
@@ -121,7 +178,9 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
         key_t, val_t = get_args(tp)
         return types.MappingProxyType(
             {
-                _coerce(k, key_t, f"{key}.{k}", source): _coerce(v, val_t, f"{key}.{k}", source)
+                _coerce(k, key_t, f"{key}.{_text(k)}", source): _coerce(
+                    v, val_t, f"{key}.{_text(k)}", source
+                )
                 for k, v in value.items()
             }
         )
@@ -149,10 +208,15 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         if isinstance(value, bool):
-            return "true" if value else "false"
+            # Not from YAML text (that keeps what was written): the original is unknown.
+            raise ConfigError(
+                f"config key '{key}' in {source} has the boolean {value!r} where text is "
+                "expected; YAML reads unquoted yes/no/on/off/true/false as booleans, so write "
+                f"the value in quotes (for example '{str(value).lower()}')."
+            )
         raise bad
     if tp is Any:
-        return value
+        return _plain(value)
     raise TypeError(f"unsupported config annotation {tp!r} for key '{key}'")
 
 
@@ -182,7 +246,7 @@ def _build(
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for raw_key, value in data.items():
-        key = str(raw_key)
+        key = _text(raw_key)
         if key not in fields:
             raise _unknown_key_error(path, key, list(fields), source)
         full = f"{path}.{key}" if path else key
@@ -214,6 +278,27 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_yaml(path: str | Path, loader: type[yaml.SafeLoader]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"config file {str(p)!r} does not exist; pass an existing YAML file, "
+            f"for example conf/local.yaml."
+        )
+    try:
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"config file {str(p)!r} must hold a mapping of sections at the top level, "
+            f"got {type(data).__name__}."
+        )
+    return dict(data)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read one YAML config file into a dict; a missing or malformed file is a ConfigError.
 
@@ -232,24 +317,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     >>> read_yaml("conf/local.yaml")["spark"]["profile"]  # doctest: +SKIP
     'local'
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(
-            f"config file {str(p)!r} does not exist; pass an existing YAML file, "
-            f"for example conf/local.yaml."
-        )
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"config file {str(p)!r} must hold a mapping of sections at the top level, "
-            f"got {type(data).__name__}."
-        )
-    return dict(data)
+    return _read_yaml(path, yaml.SafeLoader)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -271,6 +339,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     >>> parse_override("launch.num_workers=4")
     (['launch', 'num_workers'], 4)
     """
+    return _split_override(text, yaml.SafeLoader)
+
+
+def _split_override(text: str, loader: type[yaml.SafeLoader]) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -279,7 +351,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             f"for example --set launch.num_workers=4."
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=loader) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value {raw!r} is not valid YAML: {exc}") from exc
     return key.split("."), value
@@ -329,13 +401,13 @@ def load_config(
     merged: dict[str, Any] = {}
     sources: list[str] = []
     for f in files:
-        data = read_yaml(f)
+        data = _read_yaml(f, _TextKeepingLoader)
         # Check each layer's keys and values on their own so an error names its source.
         _build(cls, data, "", str(f), construct=False)
         merged = _merge(merged, data)
         sources.append(str(f))
     for text in overrides:
-        parts, value = parse_override(text)
+        parts, value = _split_override(text, _TextKeepingLoader)
         layer = _nest(parts, value)
         _build(cls, layer, "", f"--set {text}", construct=False)
         merged = _merge(merged, layer)
