@@ -9,10 +9,12 @@ one vector, exported as a fixed-length ``array<float>`` column ``features``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.data import ColumnsConfig, FeaturizeConfig
+from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -53,12 +55,62 @@ def choose_encodings(distinct: dict[str, int], *, cfg: FeaturizeConfig) -> dict[
     return {c: ("onehot" if n <= cfg.max_onehot else "hash") for c, n in distinct.items()}
 
 
+def check_featurizable(*, columns: ColumnsConfig, non_null: Mapping[str, int], rows: int) -> None:
+    """Refuse numeric columns without a single value in the training rows.
+
+    ``Imputer`` has nothing to compute a fill value from in such a column (MLlib fails deep in
+    the fit), and a column that is always missing carries no information anyway.
+
+    Parameters
+    ----------
+    columns : ColumnsConfig
+    non_null : mapping of str to int
+        Non-null values per numeric column in the training split.
+    rows : int
+        Rows in the training split.
+
+    Raises
+    ------
+    BadInputError
+        Naming every such column and the fix.
+
+    Examples
+    --------
+    >>> cols = ColumnsConfig(numeric=("x0", "x1"))
+    >>> check_featurizable(columns=cols, non_null={"x0": 9, "x1": 0}, rows=9)
+    Traceback (most recent call last):
+    ...
+    sparkdl.errors.BadInputError: prepare.columns.numeric column(s) ['x1'] have no value in any of the 9 training rows (every value is empty or null), so there is nothing to impute them from or learn from them. Remove them from prepare.columns.numeric (and list them under prepare.columns.ignore), or fix the data.
+    """
+    empty = [c for c in columns.numeric if not non_null.get(c)]
+    if empty:
+        raise BadInputError(
+            f"prepare.columns.numeric column(s) {empty} have no value in any of the {rows} "
+            "training rows (every value is empty or null), so there is nothing to impute them "
+            "from or learn from them. Remove them from prepare.columns.numeric (and list them "
+            "under prepare.columns.ignore), or fix the data."
+        )
+
+
+def _non_null_counts(train: DataFrame, columns: ColumnsConfig) -> tuple[dict[str, int], int]:
+    """Non-null values per numeric column and the row count, in one pass."""
+    from pyspark.sql import functions as F
+
+    row = train.agg(
+        F.count(F.lit(1)).alias("|rows"),
+        *[F.count(F.col(f"`{c}`")).alias(c) for c in columns.numeric],
+    ).first()
+    return {c: int(row[c]) for c in columns.numeric}, int(row["|rows"])
+
+
 def fit_featurizer(
     train: DataFrame,
     *,
     columns: ColumnsConfig,
     cfg: FeaturizeConfig,
     distinct: dict[str, int],
+    non_null: Mapping[str, int] | None = None,
+    rows: int | None = None,
 ) -> FittedFeaturizer:
     """Fit the featurization pipeline on the training rows only.
 
@@ -70,10 +122,19 @@ def fit_featurizer(
     cfg : FeaturizeConfig
     distinct : dict
         Approximate distinct count per categorical column on the training split.
+    non_null, rows : mapping of str to int, int, optional
+        Non-null values per numeric column and rows of the training split, when the caller
+        already counted them (prepare's statistics do); else one pass counts them.
 
     Returns
     -------
     FittedFeaturizer
+
+    Raises
+    ------
+    BadInputError
+        A numeric column without any value in the training split
+        (:func:`check_featurizable`), before anything is fitted.
 
     Examples
     --------
@@ -92,6 +153,10 @@ def fit_featurizer(
         VectorAssembler,
     )
 
+    if columns.numeric:
+        if non_null is None or rows is None:
+            non_null, rows = _non_null_counts(train, columns)
+        check_featurizable(columns=columns, non_null=non_null, rows=rows)
     stages: list[Any] = []
     parts: list[str] = []
     encodings = choose_encodings(distinct, cfg=cfg)
