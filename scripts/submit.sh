@@ -49,9 +49,12 @@ archive="$DIST/sparkdl-env-$env_hash.tar.gz"
 if [[ ! -f "$archive" ]]; then
   rm -f "$DIST"/sparkdl-env-*.tar.gz
   log "packing .venv with venv-pack into $archive (once per stack; a few minutes)"
+  # venv-pack redraws a progress bar; into a log (not a terminal) that is thousands of lines.
+  quiet=(); [[ -t 2 ]] || quiet=(--quiet)
   # The project itself goes as the wheel: leave out the editable install's path hooks.
   "$ROOT/.venv/bin/venv-pack" -p "$ROOT/.venv" -o "$archive.tmp" --format tar.gz \
-    --compress-level 1 --exclude 'lib/python*/site-packages/__editable__*' --force >&2
+    --compress-level 1 --exclude 'lib/python*/site-packages/__editable__*' --force \
+    "${quiet[@]}" >&2
   mv "$archive.tmp" "$archive"
 fi
 

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import sys
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,10 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SUBMIT_GATEWAY = "PYSPARK_GATEWAY_PORT" in os.environ
 # How often the scheduler re-checks that a barrier stage fits the cluster (Spark's default: 15 s).
 _BARRIER_CHECK_INTERVAL_S = 5
+# The SparkContexts build_session started itself; stop_session stops only these. A session the
+# platform (Databricks, a notebook, spark-shell) or another caller created is shared: it is left
+# running.
+_STARTED: weakref.WeakSet[object] = weakref.WeakSet()
 
 
 def pyspark_home() -> str:
@@ -226,6 +231,7 @@ def build_session(
     >>> spark.sparkContext.master  # doctest: +SKIP
     'local[2]'
     """
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     if cfg.profile == "databricks":
@@ -235,6 +241,7 @@ def build_session(
                 "is not a Databricks runtime. Use --set spark.profile=local here."
             )
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        logger.info("attached to the Databricks runtime's SparkSession; it is left running")
         for key, value in {**session_conf(cfg, launch=launch), **(extra_conf or {})}.items():
             if key != "spark.app.name":
                 _set_runtime_conf(spark, key, value)
@@ -249,13 +256,17 @@ def build_session(
     for key in submitted:
         conf.pop(key, None)
     conf.update(extra_conf or {})
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        logger.info("attaching to the active SparkSession (master %s)", active.sparkContext.master)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
+    existing = SparkContext._active_spark_context
     spark = builder.getOrCreate()
+    if existing is None:
+        _STARTED.add(spark.sparkContext)
+    else:
+        logger.info(
+            "attaching to the running SparkContext (master %s); it is left running", existing.master
+        )
     spark.sparkContext.setLogLevel(cfg.log_level)
     logger.info(
         "Spark %s session on %s (profile %s, default parallelism %d)",
@@ -267,8 +278,22 @@ def build_session(
     return spark
 
 
+def owns_session(spark: SparkSession) -> bool:
+    """Return True when :func:`build_session` started this session's SparkContext.
+
+    Examples
+    --------
+    >>> owns_session(build_session(SparkConfig()))  # doctest: +SKIP
+    True
+    """
+    return spark.sparkContext in _STARTED
+
+
 def stop_session(spark: SparkSession) -> None:
-    """Stop a session a job built, so that its JVM can exit.
+    """Stop a session :func:`build_session` started, so that its JVM can exit.
+
+    A session it did not start (the Databricks runtime's, a notebook's, one the caller made
+    before) is shared with others and is left running.
 
     Under spark-submit the JVM outlives this Python, and Spark 3.5 keeps a non-daemon
     ``java.util.Timer`` ("Barrier task timer for barrier() calls.") in ``BarrierTaskContext``'s
@@ -279,6 +304,10 @@ def stop_session(spark: SparkSession) -> None:
     --------
     >>> stop_session(spark)  # doctest: +SKIP
     """
+    if not owns_session(spark):
+        logger.info("leaving the SparkSession running: sparkdl did not start it")
+        return
+    _STARTED.discard(spark.sparkContext)
     if _SUBMIT_GATEWAY and spark.sparkContext.master.startswith("local"):
         jvm = spark.sparkContext._jvm
         spark.stop()
@@ -311,6 +340,7 @@ def _set_runtime_conf(spark: SparkSession, key: str, value: str) -> None:
 __all__ = [
     "build_session",
     "launched_by_spark_submit",
+    "owns_session",
     "pyspark_home",
     "resolve_master",
     "session_conf",
