@@ -26,7 +26,7 @@ from sparkdl.launch.plan import (
     rank_runtime_env,
     threads_per_rank,
 )
-from sparkdl.launch.rendezvous import RendezvousService, post_plan
+from sparkdl.launch.rendezvous import SECRET_ENV, RendezvousService, post_plan
 from sparkdl.launch.watch import Reporter, StageWatcher
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ def _barrier_task(
     *,
     rdv_addr: str,
     rdv_port: int,
+    rdv_secret: bytes,
     start_timeout_s: float,
     stall_timeout_s: float,
     threads: int | None,
@@ -142,8 +143,16 @@ def _barrier_task(
         addresses = [info.address for info in ctx.getTaskInfos()]
         slots = plan_ranks(addresses)
         slot = slots[ctx.partitionId()]
-        if ctx.partitionId() == 0:
-            post_plan(addr=rdv_addr, port=rdv_port, slots=slots, timeout_s=start_timeout_s)
+        # Every task signs the plan: the server then knows the tasks' addresses, the only
+        # ones it lets use Horovod's (unsigned) Gloo keys.
+        post_plan(
+            addr=rdv_addr,
+            port=rdv_port,
+            secret=rdv_secret,
+            partition=ctx.partitionId(),
+            slots=slots,
+            timeout_s=start_timeout_s,
+        )
         # No rank may start Gloo before the server holds the plan.
         ctx.barrier()
         env = horovod_env(
@@ -156,6 +165,7 @@ def _barrier_task(
             threads=threads_per_rank(task_cpus=int(ctx.cpus()), requested=threads),
         )
         env.update(extra_env)
+        env[SECRET_ENV] = rdv_secret.hex()  # the rank signs its reports with it
         env.update(gpu_env(ctx.resources()))
         label = (
             f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
@@ -260,6 +270,7 @@ class BarrierLauncher:
                 args,
                 rdv_addr=rdv.host,
                 rdv_port=rdv.port,
+                rdv_secret=rdv.secret,
                 start_timeout_s=cfg.start_timeout_s,
                 stall_timeout_s=cfg.stall_timeout_s,
                 threads=cfg.threads_per_worker,

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 PRELOAD = ("horovod.tensorflow.keras",)
 # Read by Horovod at hvd.init(), or set per run by the launcher: may differ from the spare's.
-_PER_RUN = ("HOROVOD_", "SPARKDL_PARENT_PID")
+# The launch's rendezvous secret is new every launch; a spare gets it only at hand-over.
+_PER_RUN = ("HOROVOD_", "SPARKDL_PARENT_PID", "SPARKDL_RENDEZVOUS_SECRET")
 
 _spare: tuple[str, subprocess.Popen[str]] | None = None
 
@@ -34,6 +35,8 @@ def spare_key(env: Mapping[str, str]) -> str:
     Examples
     --------
     >>> spare_key({"HOROVOD_RANK": "1", "CUDA_VISIBLE_DEVICES": "0"})
+    '{"CUDA_VISIBLE_DEVICES": "0"}'
+    >>> spare_key({"SPARKDL_RENDEZVOUS_SECRET": "ab12", "CUDA_VISIBLE_DEVICES": "0"})
     '{"CUDA_VISIBLE_DEVICES": "0"}'
     """
     return json.dumps({k: v for k, v in sorted(env.items()) if not k.startswith(_PER_RUN)})

@@ -1,7 +1,9 @@
 """Driver-side watch over a running barrier stage: progress reports and rank heartbeats.
 
-Ranks PUT small JSON documents to the driver's rendezvous server: progress reports under
-``/sparkdl-progress/<key>`` and heartbeats under ``/sparkdl-heartbeat/rank-<r>``. The watcher
+Ranks PUT small JSON documents to the driver's rendezvous server, each signed with the
+launch's secret (:func:`send`; the server refuses anything unsigned, so only real ranks' reports
+reach the watcher): progress reports under ``/sparkdl-progress/<key>`` and heartbeats under
+``/sparkdl-heartbeat/rank-<r>``. The watcher
 hands each new report to a callback and, when heartbeats are expected, cancels the stage once
 a rank has been silent for longer than its timeout: a stalled rank then fails the job with a
 clear message instead of holding it until ``spark.barrier.sync.timeout``.
@@ -11,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from sparkdl.launch.rendezvous import RendezvousService
+from sparkdl.launch.rendezvous import SECRET_ENV, RendezvousService, signed_put
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +28,77 @@ HEARTBEAT_SCOPE = "sparkdl-heartbeat"
 Reporter = Callable[[str, Any], None]
 
 
-def send(addr: str, port: int, scope: str, key: str, value: Any, *, timeout_s: float = 10) -> None:
-    """PUT one JSON value to the driver (called from ranks; errors propagate as OSError)."""
+def send(
+    addr: str,
+    port: int,
+    scope: str,
+    key: str,
+    value: Any,
+    *,
+    secret: bytes | None = None,
+    timeout_s: float = 10,
+) -> None:
+    """PUT one JSON value to the driver, signed with the launch's secret (called from ranks).
+
+    Parameters
+    ----------
+    addr, port : str, int
+        The driver's rendezvous server (``HOROVOD_GLOO_RENDEZVOUS_ADDR`` / ``_PORT``).
+    scope, key : str
+        Where the value goes: ``/<scope>/<key>``. One sender per key: each request must carry
+        a higher sequence number than the last one the server accepted for its path.
+    value : JSON-serialisable
+        The report.
+    secret : bytes, optional
+        The launch's secret; default: ``SPARKDL_RENDEZVOUS_SECRET`` from the environment,
+        which the launcher sets for every rank.
+
+    Raises
+    ------
+    OSError
+        When the server cannot be reached or refuses the request (as ``urllib.error.HTTPError``),
+        or no secret is given and the environment holds none (``PermissionError``).
+
+    Examples
+    --------
+    >>> send("127.0.0.1", 1, REPORT_SCOPE, "epoch-00000", {"loss": 0.5})  # doctest: +SKIP
+    """
+    if secret is None:
+        secret = secret_from_env()
     body = json.dumps(value).encode()
-    req = urllib.request.Request(f"http://{addr}:{port}/{scope}/{key}", data=body, method="PUT")
-    urllib.request.urlopen(req, timeout=timeout_s).close()
+    signed_put(
+        addr=addr, port=port, path=f"/{scope}/{key}", body=body, secret=secret, timeout_s=timeout_s
+    )
+
+
+def secret_from_env() -> bytes:
+    """The launch's secret as the launcher handed it to this rank.
+
+    Raises
+    ------
+    PermissionError
+        When ``SPARKDL_RENDEZVOUS_SECRET`` is unset or not hex: the driver would refuse the
+        request anyway.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ[SECRET_ENV] = "00ff"
+    >>> secret_from_env()
+    b'\\x00\\xff'
+    >>> del os.environ[SECRET_ENV]
+    """
+    raw = os.environ.get(SECRET_ENV, "")
+    try:
+        secret = bytes.fromhex(raw)
+    except ValueError:
+        secret = b""
+    if not secret:
+        raise PermissionError(
+            f"{SECRET_ENV} is unset or not hex in this process, so the driver would refuse its "
+            "reports; run the function through BarrierLauncher, which sets it for every rank"
+        )
+    return secret
 
 
 class StageWatcher:
