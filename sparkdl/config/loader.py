@@ -18,59 +18,15 @@ import dataclasses
 import difflib
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from sparkdl.config.yamltext import Scalar, TextKeepingLoader, key_text, plain
 from sparkdl.errors import BadInputError
 
 T = TypeVar("T")
-
-_KEEP_TEXT_TAGS = ("bool", "int", "float", "timestamp")
-
-
-@dataclass(frozen=True)
-class _Scalar:
-    """A plain YAML scalar that YAML resolved to a non-string, and the text it was written as."""
-
-    value: Any
-    text: str
-
-
-class _TextKeepingLoader(yaml.SafeLoader):
-    """SafeLoader whose unquoted booleans, numbers and dates remember their source text."""
-
-
-def _keeping_text(construct: Any) -> Any:
-    def constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-        value = construct(loader, node)
-        return _Scalar(value, node.value) if node.style is None else value
-
-    return constructor
-
-
-for _tag in _KEEP_TEXT_TAGS:
-    _TextKeepingLoader.add_constructor(
-        f"tag:yaml.org,2002:{_tag}",
-        _keeping_text(yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"]),
-    )
-
-
-def _plain(value: Any) -> Any:
-    """Drop the source text kept by the loader: plain dicts, lists and scalars."""
-    if isinstance(value, _Scalar):
-        return value.value
-    if isinstance(value, Mapping):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _text(key: Any) -> str:
-    return key.text if isinstance(key, _Scalar) else str(key)
 
 
 class ConfigError(BadInputError):
@@ -134,12 +90,12 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
     several keys wait until every layer has been merged.
     """
     origin = get_origin(tp)
-    if tp is str and isinstance(value, _Scalar):
+    if tp is str and isinstance(value, Scalar):
         return value.text  # text where text is expected: as the user wrote it
     written = value
-    value = value.value if isinstance(value, _Scalar) else value
+    value = value.value if isinstance(value, Scalar) else value
     bad = ConfigError(
-        f"config key '{key}' in {source} has value {_plain(value)!r} ({type(value).__name__}); "
+        f"config key '{key}' in {source} has value {plain(value)!r} ({type(value).__name__}); "
         f"allowed: {_describe(tp)}."
     )
     if dataclasses.is_dataclass(tp):
@@ -152,7 +108,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
     if origin is Literal:
         if value in get_args(tp):
             return value
-        if isinstance(written, _Scalar) and written.text in get_args(tp):
+        if isinstance(written, Scalar) and written.text in get_args(tp):
             return written.text
         hint = closest_key(str(value), [str(a) for a in get_args(tp)])
         if hint is not None:
@@ -178,8 +134,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
         key_t, val_t = get_args(tp)
         return types.MappingProxyType(
             {
-                _coerce(k, key_t, f"{key}.{_text(k)}", source): _coerce(
-                    v, val_t, f"{key}.{_text(k)}", source
+                _coerce(k, key_t, f"{key}.{key_text(k)}", source): _coerce(
+                    v, val_t, f"{key}.{key_text(k)}", source
                 )
                 for k, v in value.items()
             }
@@ -216,7 +172,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
             )
         raise bad
     if tp is Any:
-        return _plain(value)
+        return plain(value)
     raise TypeError(f"unsupported config annotation {tp!r} for key '{key}'")
 
 
@@ -246,7 +202,7 @@ def _build(
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for raw_key, value in data.items():
-        key = _text(raw_key)
+        key = key_text(raw_key)
         if key not in fields:
             raise _unknown_key_error(path, key, list(fields), source)
         full = f"{path}.{key}" if path else key
@@ -401,13 +357,13 @@ def load_config(
     merged: dict[str, Any] = {}
     sources: list[str] = []
     for f in files:
-        data = _read_yaml(f, _TextKeepingLoader)
+        data = _read_yaml(f, TextKeepingLoader)
         # Check each layer's keys and values on their own so an error names its source.
         _build(cls, data, "", str(f), construct=False)
         merged = _merge(merged, data)
         sources.append(str(f))
     for text in overrides:
-        parts, value = _split_override(text, _TextKeepingLoader)
+        parts, value = _split_override(text, TextKeepingLoader)
         layer = _nest(parts, value)
         _build(cls, layer, "", f"--set {text}", construct=False)
         merged = _merge(merged, layer)
