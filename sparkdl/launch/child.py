@@ -6,30 +6,53 @@ output line by line: each line is echoed to the task's stderr (so it lands in th
 and the last ``TAIL_LINES`` are kept for the error message when it fails.
 
 The child side is ``python -m sparkdl.launch._entry PAYLOAD RESULT``.
+
+Each run's payload and result live in ``<tmp>/sparkdl-rank-<pid>-*``, named after the Python
+worker that owns it: a worker killed with its task (SIGKILL) cannot remove it, so the next run on
+the machine removes those folders whose owner process is gone.
+
+A rank that fails on bad input (a :class:`~sparkdl.errors.BadInputError`, such as a model
+function that cannot be built) fails the same way on every attempt: its error's class and message
+travel to the driver inside the failure text (:func:`input_error_in`), which ends the run on the
+first attempt instead of retrying it.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
+import contextlib
 import ctypes
+import json
 import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sparkdl.errors import InfraError
+from sparkdl.errors import (
+    EXIT_BAD_INPUT,
+    BadInputError,
+    ClusterMisfitError,
+    InfraError,
+    SparkdlError,
+)
 from sparkdl.launch import spare
 
 logger = logging.getLogger(__name__)
 
 TAIL_LINES = 100
+TMP_PREFIX = "sparkdl-rank-"
+_ERROR_MARK = "sparkdl-input-error:"
+_ERROR_TOKEN = re.compile(re.escape(_ERROR_MARK) + r"([A-Za-z0-9+/=]+)")
 _PR_SET_PDEATHSIG = 1
 _watching = False
 
@@ -87,7 +110,8 @@ def run_in_child(
     import cloudpickle
 
     emit = echo or (lambda line: print(line, file=sys.stderr, flush=True))
-    with tempfile.TemporaryDirectory(prefix="sparkdl-rank-") as tmp:
+    remove_stale_folders()
+    with _run_folder() as tmp:
         payload, result = Path(tmp, "payload.pkl"), Path(tmp, "result.pkl")
         payload.write_bytes(cloudpickle.dumps((fn, args)))
         child_env = {
@@ -116,6 +140,50 @@ def run_in_child(
         if warm_start:
             spare.start(child_env)
         return value
+
+
+@contextlib.contextmanager
+def _run_folder() -> Iterator[str]:
+    """A private folder for one run's payload and result, named after this process."""
+    tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_folders(parent: str | None = None) -> list[str]:
+    """Remove the run folders under ``parent`` (default: the temp dir) whose owner is gone.
+
+    A folder is stale when no process with its owner's pid exists, or that pid now belongs
+    to a process started after the folder was made (the pid was reused).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> remove_stale_folders(tempfile.mkdtemp())
+    []
+    """
+    import psutil
+
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        owner = folder.name[len(TMP_PREFIX) :].split("-")[0]
+        if not owner.isdigit() or not folder.is_dir():
+            continue  # a folder of the older, unnamed layout: its owner is unknown
+        try:
+            made = folder.stat().st_mtime
+            alive = psutil.Process(int(owner)).create_time() <= made + 1
+        except psutil.NoSuchProcess:
+            alive = False
+        except (OSError, psutil.Error):
+            continue
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    if removed:
+        logger.info("removed %d run folders left by killed rank tasks", len(removed))
+    return removed
 
 
 def start_entry(args: list[str], *, env: Mapping[str, str], stdin: int) -> subprocess.Popen[str]:
@@ -165,7 +233,10 @@ def _supervise(
     reader.join(timeout=5)
     if code != 0:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        raise RankError(f"{label} {how}; last {len(tail)} output lines:\n" + "\n".join(tail))
+        raise RankError(
+            f"{label} {how}{_input_error_note(result)}; last {len(tail)} output lines:\n"
+            + "\n".join(tail)
+        )
     if not result.exists():
         raise RankError(f"{label} exited 0 without writing a result; output:\n" + "\n".join(tail))
     return cloudpickle.loads(result.read_bytes())
@@ -192,6 +263,40 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
     except (ProcessLookupError, PermissionError):
         proc.kill()
     proc.wait()
+
+
+def _error_file(result: Path | str) -> Path:
+    return Path(f"{result}.error.json")
+
+
+def _input_error_note(result: Path) -> str:
+    """The bad-input error the child recorded, as text for RankError ('' when none)."""
+    try:
+        doc = json.loads(_error_file(result).read_text())
+    except (OSError, ValueError):
+        return ""
+    token = base64.b64encode(json.dumps(doc).encode()).decode()
+    return f" on bad input: {doc['class']}: {doc['message']} [{_ERROR_MARK}{token}]"
+
+
+def input_error_in(text: str) -> SparkdlError | None:
+    """The bad-input error a rank raised, rebuilt from a failure's text (None when none).
+
+    Examples
+    --------
+    >>> input_error_in("lost executor") is None
+    True
+    """
+    match = _ERROR_TOKEN.search(text)
+    if match is None:
+        return None
+    try:
+        doc = json.loads(base64.b64decode(match.group(1)))
+        message, name = str(doc["message"]), str(doc["class"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    cls = ClusterMisfitError if name == "ClusterMisfitError" else BadInputError
+    return cls(message)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -222,7 +327,13 @@ def child_main(payload: str, result: str) -> int:
 
     die_with_parent(int(os.environ.get("SPARKDL_PARENT_PID", os.getppid())))
     fn, args = cloudpickle.loads(Path(payload).read_bytes())
-    value = fn(*args)
+    try:
+        value = fn(*args)
+    except SparkdlError as exc:
+        if exc.exit_code == EXIT_BAD_INPUT:  # deterministic: the driver must not retry it
+            doc = {"class": type(exc).__name__, "message": str(exc)}
+            _error_file(result).write_text(json.dumps(doc))
+        raise
     tmp = Path(result + ".tmp")
     tmp.write_bytes(cloudpickle.dumps(value))
     tmp.replace(result)

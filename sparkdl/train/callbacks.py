@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from sparkdl.config.train import FaultConfig
 from sparkdl.launch.watch import HEARTBEAT_SCOPE, REPORT_SCOPE, send
-from sparkdl.train.checkpoint import write_checkpoint
+from sparkdl.train.checkpoint import Fence, write_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +53,23 @@ class EpochRecorder(tf.keras.callbacks.Callback):
 
 
 class CheckpointCallback(tf.keras.callbacks.Callback):
-    """Rank 0: write an atomic checkpoint (model and optimizer) after every epoch."""
+    """Rank 0: write an atomic checkpoint (model and optimizer) after every epoch.
 
-    def __init__(self, *, root: str, history: list[dict[str, float]], optimizer: Any) -> None:
+    Each write is fenced (:func:`sparkdl.train.checkpoint.fenced`): once the driver has given
+    this attempt up, the write raises FencedError and training on this rank stops.
+    """
+
+    def __init__(self, *, fence: Fence, history: list[dict[str, float]], optimizer: Any) -> None:
         super().__init__()
-        self.root = root
+        self.fence = fence
         self.history = history
         self.optimizer = optimizer
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-        path = write_checkpoint(ckpt, root=self.root, epoch=epoch, history=list(self.history))
+        path = write_checkpoint(
+            ckpt, root=self.fence.root, epoch=epoch, history=list(self.history), fence=self.fence
+        )
         logger.info("checkpoint for epoch %d written to %s", epoch, path)
 
 

@@ -1,7 +1,8 @@
 """The driver side of training: preflight, attempts with resume, progress, metrics.json.
 
-A failed barrier stage is not retried by Spark; this loop retries it up to
-``train.max_attempts`` times, each attempt resuming from the last complete checkpoint.
+A failed barrier stage is not retried by Spark; :func:`sparkdl.train.attempts.run_attempts`
+retries it up to ``train.max_attempts`` times, each attempt resuming from the last complete
+checkpoint (an interrupt or a rank's bad input is not retried).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from sparkdl.data.dataset import PreparedDataset, open_dataset
 from sparkdl.data.publish import config_hash
 from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
-from sparkdl.launch.barrier import BarrierLauncher, LaunchError
+from sparkdl.launch.barrier import BarrierLauncher
 from sparkdl.launch.preflight import preflight
 from sparkdl.lock import output_lock
-from sparkdl.train.checkpoint import latest_checkpoint
+from sparkdl.train.attempts import run_attempts
 from sparkdl.train.data import petastorm_url, steps_per_epoch
-from sparkdl.train.worker import WorkerSpec, train_rank
+from sparkdl.train.worker import WorkerSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -122,6 +123,11 @@ def run_training(
     ------
     LaunchError
         When every one of ``train.max_attempts`` attempts failed.
+    RunInterruptedError
+        On SIGINT or SIGTERM: the jobs are cancelled, no attempt is spent (exit 130).
+    BadInputError
+        When a rank failed on bad input (such as a model function that cannot be built): on
+        the first attempt, with the rank's message.
 
     Examples
     --------
@@ -183,40 +189,15 @@ def _train_locked(
         train.epochs,
     )
     launcher = BarrierLauncher(spark, config=launch)
-    first_resume: int | None = None
-    result: dict[str, Any] | None = None
-    for attempt in range(train.max_attempts):
-        ckpt = latest_checkpoint(base.checkpoint_dir)
-        spec = replace(base, attempt=attempt)
-        if ckpt is not None:
-            spec = replace(
-                spec, resume_path=ckpt.path, resume_epoch=ckpt.epoch, history=ckpt.history
-            )
-            first_resume = ckpt.epoch if first_resume is None else first_resume
-            logger.info(
-                "attempt %d resumes after epoch %d from %s", attempt + 1, ckpt.epoch, ckpt.path
-            )
-        try:
-            result = launcher.run(
-                train_rank,
-                spec,
-                on_report=_progress_printer(train.epochs),
-                heartbeat_timeout_s=launch.stall_timeout_s,
-            )
-            break
-        except LaunchError as exc:
-            if attempt + 1 >= train.max_attempts:
-                raise LaunchError(
-                    f"training failed in all {train.max_attempts} attempts (train.max_attempts); last error: {exc}"
-                ) from exc
-            logger.warning(
-                "attempt %d of %d failed; retrying from the last checkpoint: %s",
-                attempt + 1,
-                train.max_attempts,
-                str(exc)[-3000:],
-            )
-    if result is None:  # the loop either breaks with a result or raises
-        raise LaunchError("training produced no result")
+    done = run_attempts(
+        spark.sparkContext,
+        launcher,
+        base,
+        max_attempts=train.max_attempts,
+        on_report=_progress_printer(train.epochs),
+        heartbeat_timeout_s=launch.stall_timeout_s,
+    )
+    result = done.result
     history = _unique_epochs(result["history"])
     wall = time.perf_counter() - start
     metrics = {
@@ -233,8 +214,8 @@ def _train_locked(
         "workers": workers,
         "data_source": train.data_source,
         "rank0_memory_rows": result.get("memory_rows", 0),
-        "attempts": attempt + 1,
-        "resumed_from_epoch": first_resume,
+        "attempts": done.attempts,
+        "resumed_from_epoch": done.resumed_from_epoch,
         "weights_identical_on_all_ranks": len(set(result["weight_digests"])) == 1,
         "dataset": {"root": ds.root, "version": ds.manifest["version"]},
         "featurizer": ds.featurizer_path,
@@ -257,8 +238,8 @@ def _train_locked(
         output=str(out),
         history=history,
         test=result["test"],
-        attempts=attempt + 1,
-        resumed_from_epoch=first_resume,
+        attempts=done.attempts,
+        resumed_from_epoch=done.resumed_from_epoch,
         wall_s=wall,
         samples_per_s=metrics["samples_per_s"],
         workers=workers,

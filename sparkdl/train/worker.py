@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkdl.config.train import TrainConfig
+from sparkdl.train.checkpoint import NO_FENCE, Fence
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class WorkerSpec:
     tensorboard_dir: str
     attempt: int
     heartbeat_timeout_s: float = 300.0
+    # The attempt's checkpoint fence (set by the driver for every attempt; rank 0 publishes
+    # checkpoints and the model only while it is current).
+    fence: Fence = NO_FENCE
     resume_path: str | None = None
     resume_epoch: int = -1
     history: list[dict[str, float]] = field(default_factory=list)
@@ -96,6 +100,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         ProgressReporter,
         start_heartbeat,
     )
+    from sparkdl.train.checkpoint import publish_folder, restore_checkpoint
     from sparkdl.train.data import load_shard, memory_dataset, rank_dataset
     from sparkdl.train.models import build_model, reseed_random_layers
 
@@ -130,12 +135,14 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         else tf.keras.losses.MeanSquaredError(),
         metrics=["accuracy"] if classification else ["mae"],
     )
-    if spec.resume_path and os.path.isdir(os.path.dirname(spec.resume_path)):
-        # Optimizer slots are restored when first created (TensorFlow's deferred restore); a
-        # rank that cannot see the checkpoint gets rank 0's state from the initial broadcast.
-        tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(
-            spec.resume_path
-        ).expect_partial()
+    if spec.resume_path and restore_checkpoint(
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer),
+        path=spec.resume_path,
+        # Rank 0 must restore (a missing or unreadable checkpoint is an error, never a fresh
+        # start); another rank that cannot see it gets rank 0's state from the broadcast below.
+        # Optimizer slots are restored when first created (TensorFlow's deferred restore).
+        required=rank == 0,
+    ):
         logger.info("resumed from %s after epoch %d", spec.resume_path, spec.resume_epoch)
 
     history: list[dict[str, float]] = list(spec.history)
@@ -154,7 +161,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         start_heartbeat(model, addr=addr, port=port, rank=rank, interval_s=interval)
     if rank == 0:
         callbacks.append(
-            CheckpointCallback(root=spec.checkpoint_dir, history=history, optimizer=model.optimizer)
+            CheckpointCallback(fence=spec.fence, history=history, optimizer=model.optimizer)
         )
         if addr:
             callbacks.append(
@@ -276,7 +283,12 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     digests = hvd_tf.allgather_object(_weights_digest(model))
     new_epochs = len(history) - len(spec.history)
     if rank == 0:
-        model.save(spec.export_dir, include_optimizer=False)
+        # Fenced like the checkpoints: a given-up attempt cannot replace the model.
+        publish_folder(
+            lambda path: model.save(path, include_optimizer=False),
+            target=spec.export_dir,
+            fence=spec.fence,
+        )
     hvd.shutdown()
     return {
         "history": history,

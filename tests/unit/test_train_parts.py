@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from sparkdl.config.train import ModelConfig
-from sparkdl.train.checkpoint import latest_checkpoint, write_checkpoint
+from sparkdl.errors import BadInputError
+from sparkdl.train.checkpoint import claim_fence, latest_checkpoint, write_checkpoint
 from sparkdl.train.data import petastorm_url, steps_per_epoch
 from sparkdl.train.worker import _should_stop
 
@@ -58,6 +59,7 @@ def test_model_config_rules() -> None:
 def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     v = tf.Variable([1.0, 2.0])
     root = tmp_path / "ckpt"
+    fence = claim_fence(str(root), attempt=0)
     for epoch in range(3):
         v.assign_add([1.0, 1.0])
         write_checkpoint(
@@ -65,6 +67,7 @@ def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
             root=str(root),
             epoch=epoch,
             history=[{"epoch": e} for e in range(epoch + 1)],
+            fence=fence,
         )
     info = latest_checkpoint(str(root))
     assert info is not None and info.epoch == 2 and len(info.history) == 3
@@ -74,7 +77,7 @@ def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     assert restored.numpy().tolist() == [4.0, 5.0]
     data = next(p for p in (root / "epoch-0002").iterdir() if p.name.startswith("ckpt.data"))
     data.write_bytes(data.read_bytes()[:-1] + b"\x00")
-    with pytest.raises(RuntimeError, match="does not match the checksums"):
+    with pytest.raises(BadInputError, match="does not match the checksums"):
         latest_checkpoint(str(root))
     assert json.loads((root / "checkpoint.json").read_text())["epoch"] == 2
 

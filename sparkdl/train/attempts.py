@@ -1,0 +1,219 @@
+"""The attempts of one training run: fences, resumes, interrupts, and which failures are retried.
+
+A failed barrier stage is not retried by Spark; :func:`run_attempts` retries it up to
+``train.max_attempts`` times, each attempt resuming from the last complete checkpoint. Before an
+attempt starts, the driver moves the checkpoint fence to it
+(:func:`sparkdl.train.checkpoint.claim_fence`) and, after an attempt failed, waits until the
+stage's tasks, and so their rank processes, are gone.
+
+Not retried:
+
+- an interrupt (SIGINT, SIGTERM): the jobs are cancelled and the run ends with
+  :class:`~sparkdl.errors.RunInterruptedError`. PySpark's own SIGINT handler cannot do this:
+  it calls Py4J from inside the signal handler, on the connection the main thread is blocked on
+  in ``collect()``, which fails with "reentrant call"; no job is cancelled, the stage's ranks
+  train on, and the failed call looked like a failed attempt.
+- bad input a rank raised (a model function that cannot be built): the same on every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.errors import RunInterruptedError
+from sparkdl.launch.barrier import BarrierLauncher, LaunchError
+from sparkdl.launch.child import input_error_in
+from sparkdl.train.checkpoint import claim_fence, latest_checkpoint
+from sparkdl.train.precheck import check_model_function
+from sparkdl.train.worker import WorkerSpec, train_rank
+
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+
+logger = logging.getLogger(__name__)
+
+# How long a failed attempt's tasks may take to end: Spark kills a cancelled task's Python
+# worker (and with it the rank, by its death signal) after spark.python.task.killTimeout (2 s)
+# and a monitor poll of 2 s.
+TASKS_END_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """What the attempts of a run produced: rank 0's result of the one that succeeded."""
+
+    result: dict[str, Any]
+    attempts: int
+    resumed_from_epoch: int | None
+
+
+class InterruptGuard:
+    """While the body runs, SIGINT and SIGTERM cancel this context's Spark jobs and mark the
+    run interrupted; a second signal raises KeyboardInterrupt at once.
+
+    The jobs are cancelled from a helper thread (with its own Py4J connection), again every
+    second until the guard exits, so a job submitted just after the signal is cancelled too.
+    Outside the main thread the guard installs nothing.
+
+    Examples
+    --------
+    >>> with InterruptGuard(sc, what="training") as guard:  # doctest: +SKIP
+    ...     launcher.run(fn)
+    ...     guard.check()
+    """
+
+    def __init__(self, sc: SparkContext, *, what: str) -> None:
+        self._sc = sc
+        self.what = what
+        self.signum: int | None = None
+        self._stop = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> InterruptGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # asked twice: stop waiting for the cancellation
+        self.signum = signum
+        threading.Thread(target=self._cancel, name="sparkdl-interrupt", daemon=True).start()
+
+    def _cancel(self) -> None:
+        logger.warning(
+            "%s: %s received, cancelling the Spark jobs (again to stop at once)",
+            self.what,
+            signal.Signals(self.signum or signal.SIGINT).name,
+        )
+        while not self._stop.is_set():
+            try:
+                self._sc.cancelAllJobs()
+            except Exception:  # the JVM may be going away with us
+                logger.debug("cancelAllJobs failed", exc_info=True)
+            self._stop.wait(1.0)
+
+    def check(self, cause: BaseException | None = None) -> None:
+        """Raise RunInterruptedError when a signal came."""
+        if self.signum is not None:
+            raise RunInterruptedError(
+                f"{self.what} was interrupted by {signal.Signals(self.signum).name}: its Spark "
+                "jobs were cancelled and no attempt was spent; run the same command again to "
+                "resume from the last checkpoint"
+            ) from cause
+
+
+def wait_for_tasks_to_end(sc: SparkContext, *, timeout_s: float = TASKS_END_TIMEOUT_S) -> bool:
+    """Wait until no task runs on any executor (a failed stage's killed tasks end after its
+    job did); return False when some still ran after ``timeout_s``."""
+    tracker = sc._jsc.sc().statusTracker()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        running = sum(int(e.numRunningTasks()) for e in tracker.getExecutorInfos())
+        if running == 0:
+            return True
+        if time.monotonic() > deadline:
+            logger.warning(
+                "%d tasks still run %.0f s after the attempt failed; the next attempt may start "
+                "beside them (the checkpoint fence keeps them from publishing)",
+                running,
+                timeout_s,
+            )
+            return False
+        time.sleep(0.25)
+
+
+def run_attempts(
+    sc: SparkContext,
+    launcher: BarrierLauncher,
+    base: WorkerSpec,
+    *,
+    max_attempts: int,
+    on_report: Callable[[str, Any], None] | None = None,
+    heartbeat_timeout_s: float | None = None,
+) -> Attempts:
+    """Run :func:`~sparkdl.train.worker.train_rank` on the ranks until one attempt succeeds.
+
+    Raises
+    ------
+    RunInterruptedError
+        On SIGINT or SIGTERM (no attempt is spent on it).
+    BadInputError
+        When ``train.model.function`` names no function (before any attempt), or a rank
+        failed on bad input (the rank's message; the first attempt is the last).
+    LaunchError
+        When every one of ``max_attempts`` attempts failed.
+
+    Examples
+    --------
+    >>> run_attempts(sc, launcher, spec, max_attempts=3).attempts  # doctest: +SKIP
+    1
+    """
+    model = base.train.model
+    if model.kind == "custom" and model.function:  # the same on every rank: check it here
+        check_model_function(model.function)
+    with InterruptGuard(sc, what="training") as guard:
+        for attempt in range(max_attempts):
+            guard.check()
+            # From here on no older attempt can publish a checkpoint: resume from what is there.
+            fence = claim_fence(base.checkpoint_dir, attempt=attempt)
+            spec = replace(base, attempt=attempt, fence=fence)
+            ckpt = latest_checkpoint(base.checkpoint_dir)
+            if ckpt is not None:
+                spec = replace(
+                    spec, resume_path=ckpt.path, resume_epoch=ckpt.epoch, history=ckpt.history
+                )
+                logger.info(
+                    "attempt %d resumes after epoch %d from %s", attempt + 1, ckpt.epoch, ckpt.path
+                )
+            try:
+                result = launcher.run(
+                    train_rank, spec, on_report=on_report, heartbeat_timeout_s=heartbeat_timeout_s
+                )
+            except LaunchError as exc:
+                wait_for_tasks_to_end(sc)
+                guard.check(exc)
+                _raise_input_error(exc)
+                if attempt + 1 >= max_attempts:
+                    raise LaunchError(
+                        f"training failed in all {max_attempts} attempts (train.max_attempts); "
+                        f"last error: {exc}"
+                    ) from exc
+                logger.warning(
+                    "attempt %d of %d failed; retrying from the last checkpoint: %s",
+                    attempt + 1,
+                    max_attempts,
+                    str(exc)[-3000:],
+                )
+                continue
+            except KeyboardInterrupt as exc:  # a second signal
+                guard.check(exc)
+                raise
+            guard.check()
+            # Rank 0 restored this checkpoint or failed the attempt (train_rank): it did resume.
+            resumed = ckpt.epoch if ckpt is not None else None
+            return Attempts(result=result, attempts=attempt + 1, resumed_from_epoch=resumed)
+    raise LaunchError("training ran no attempt (train.max_attempts must be at least 1)")
+
+
+def _raise_input_error(exc: LaunchError) -> None:
+    """Re-raise the bad-input error a rank failed on, if it did."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        error = input_error_in(str(cause))
+        if error is not None:
+            raise error from exc
+        cause = cause.__cause__
