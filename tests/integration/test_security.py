@@ -108,8 +108,9 @@ def test_kmeans_on_the_barrier_engine_shrugs_off_an_attacker(
 
     def accept_under_attack(self: Any, secret: bytes) -> None:
         # The attack lands in the listener's queue before the tasks (still starting) connect.
-        attacked_ports.append(self.address[1])
-        _tcp_attacks(self.address, marker, held)
+        address = self._server.getsockname()[:2]  # the engine's listening socket
+        attacked_ports.append(address[1])
+        _tcp_attacks(address, marker, held)
         accept(self, secret)
 
     monkeypatch.setattr(engine_mod.BarrierEngine, "_accept", accept_under_attack)
@@ -188,39 +189,56 @@ def _http_attacks(port_of: Callable[[], int | None], stop: threading.Event) -> N
         stop.wait(0.2)
 
 
+def _spoof_heartbeats(port_of: Callable[[], int | None], stop: threading.Event) -> None:
+    """Keep rank 1 looking alive: a new heartbeat value for it every 0.1 s, until ``stop``."""
+    i = 0
+    while not stop.wait(0.1):
+        port = port_of()
+        if port is None:
+            continue
+        i += 1
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("PUT", "/sparkdl-heartbeat/rank-1", body=json.dumps({"steps": i}))
+            conn.getresponse().read()
+            conn.close()
+
+
+def _port(services: list[RendezvousService]) -> int | None:
+    return services[-1].port if services else None
+
+
 @pytest.fixture
-def rendezvous_under_attack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RendezvousService]]:
-    """Every launch's real rendezvous server, with an attacker at its port from the start."""
-    services: list[RendezvousService] = []
+def services(monkeypatch: pytest.MonkeyPatch) -> list[RendezvousService]:
+    """Every launch's real rendezvous server, recorded as the launcher starts it."""
+    started: list[RendezvousService] = []
 
     class Recorded(RendezvousService):
         def __init__(self, **kw: Any) -> None:
             super().__init__(**kw)
-            services.append(self)
+            started.append(self)
 
     monkeypatch.setattr(barrier_mod, "RendezvousService", Recorded)
-    with _attacking(
-        lambda stop: _http_attacks(lambda: services[-1].port if services else None, stop)
-    ):
-        yield services
+    return started
 
 
 def test_a_launch_sees_only_its_ranks_reports_under_attack(
-    spark: Any, rendezvous_under_attack: list[RendezvousService]
+    spark: Any, services: list[RendezvousService]
 ) -> None:
     reports: list[tuple[str, Any]] = []
     launcher = BarrierLauncher(spark, config=LaunchConfig(num_workers=2))
-    result = launcher.run(
-        _report_and_beat,
-        6,
-        -1,
-        0,
-        on_report=lambda k, v: reports.append((k, v)),
-        heartbeat_timeout_s=10,
-    )
+    with _attacking(lambda stop: _http_attacks(lambda: _port(services), stop)):
+        result = launcher.run(
+            _report_and_beat,
+            6,
+            -1,
+            0,
+            on_report=lambda k, v: reports.append((k, v)),
+            heartbeat_timeout_s=10,
+        )
     assert result == {"rank": 0, "beats": 6}
     assert reports == [(f"epoch-{e:05d}", {"epoch": e, "by": "rank 0"}) for e in range(6)]
-    (service,) = rendezvous_under_attack
+    (service,) = services
     assert service.plan is not None and [s.rank for s in service.plan] == [0, 1]
     assert "INJECTED" not in json.dumps(
         {k: v.decode() for k, v in service.scope_items("sparkdl-progress").items()}
@@ -228,11 +246,14 @@ def test_a_launch_sees_only_its_ranks_reports_under_attack(
 
 
 def test_spoofed_heartbeats_neither_hide_a_stalled_rank_nor_blame_a_healthy_one(
-    spark: Any, rendezvous_under_attack: list[RendezvousService]
+    spark: Any, services: list[RendezvousService]
 ) -> None:
     launcher = BarrierLauncher(spark, config=LaunchConfig(num_workers=2))
     started = time.monotonic()
-    with pytest.raises(LaunchError, match=r"stalled: rank 1 silent for \d+ s") as info:
+    with (
+        _attacking(lambda stop: _spoof_heartbeats(lambda: _port(services), stop)),
+        pytest.raises(LaunchError, match=r"stalled: rank 1 silent for \d+ s") as info,
+    ):
         launcher.run(_report_and_beat, 24, 1, 2, heartbeat_timeout_s=4)
     assert "rank 0" not in str(info.value)
     assert time.monotonic() - started < 45

@@ -237,9 +237,9 @@ _FORGED = [
 def test_unauthenticated_puts_to_sparkdl_scopes_get_403_and_change_nothing(
     rdv: Any, path: str, body: bytes
 ) -> None:
+    assert _request(rdv, "PUT", path, body) == 403
     from sparkdl.launch.rendezvous import AUTH_HEADER, SEQ_HEADER
 
-    assert _request(rdv, "PUT", path, body) == 403
     wrong = _signed(b"not the launch secret", "PUT", path, body)
     assert _request(rdv, "PUT", path, body, wrong) == 403
     assert _request(rdv, "PUT", path, body, {SEQ_HEADER: "1", AUTH_HEADER: "0" * 64}) == 403
@@ -326,3 +326,15 @@ def test_oversized_bodies_head_and_malformed_paths_are_refused_unread(rdv: Any) 
     assert _request(rdv, "PUT", "/a/b/c", b"x") == 400
     assert _request(rdv, "GET", "/nothing") == 400
     assert rdv.scope_items("sparkdl-progress") == {}
+
+
+def test_the_engine_connect_wait_comes_from_a_spark_conf_and_bad_values_are_refused() -> None:
+    from sparkdl.baselines.engine import CONNECT_TIMEOUT_CONF, _connect_timeout
+    from sparkdl.errors import BadInputError
+
+    assert _connect_timeout({}, None) == 600.0
+    assert _connect_timeout({CONNECT_TIMEOUT_CONF: "45"}, None) == 45.0
+    assert _connect_timeout({CONNECT_TIMEOUT_CONF: "45"}, 3.0) == 3.0
+    for bad in ("-1", "soon"):
+        with pytest.raises(BadInputError, match=r"sparkdl.engine.connectTimeout=.* set it to"):
+            _connect_timeout({CONNECT_TIMEOUT_CONF: bad}, None)
