@@ -51,10 +51,14 @@ class TrainResult:
     workers: int
     export_dir: str
     weight_digests: list[str]
+    # rows the validation (last epoch) and test metrics cover: every row of each split
+    validation_rows: int = 0
+    test_rows: int = 0
 
 
 def split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) -> int:
-    """Steps every rank runs per epoch on ``split`` (0 when the dataset has no such split).
+    """Training steps every rank runs per epoch on ``split`` (0 when the dataset has no such
+    split); evaluation scores every row instead (:func:`eval_rows`).
 
     Examples
     --------
@@ -64,6 +68,25 @@ def split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) ->
     if split not in ds.manifest["splits"]:
         return 0
     return steps_per_epoch(ds.rank_rows(split, workers), batch)
+
+
+def eval_rows(ds: PreparedDataset, split: str, *, workers: int) -> int:
+    """Rows of ``split`` that validation or test metrics cover: all of them, each rank scoring
+    its whole shard (0 when the dataset has no such split, or it is empty).
+
+    Raises
+    ------
+    BadInputError
+        When the split has fewer row groups than ranks.
+
+    Examples
+    --------
+    >>> eval_rows(ds, "test", workers=2)  # doctest: +SKIP
+    181
+    """
+    if split not in ds.manifest["splits"] or not ds.rows(split):
+        return 0
+    return sum(ds.rank_rows(split, workers))
 
 
 def _check_run_identity(out: Path, identity: dict[str, Any]) -> None:
@@ -167,17 +190,17 @@ def _train_locked(
         input_dim=ds.feature_dim,
         num_classes=ds.num_classes,
         steps_per_epoch=split_steps(ds, "train", workers=workers, batch=train.batch_size),
-        validation_steps=split_steps(ds, "validation", workers=workers, batch=train.batch_size),
-        test_steps=split_steps(ds, "test", workers=workers, batch=train.batch_size),
+        validation_rows=eval_rows(ds, "validation", workers=workers),
+        test_rows=eval_rows(ds, "test", workers=workers),
         checkpoint_dir=str(out / "checkpoints"),
         export_dir=str(out / "model"),
         tensorboard_dir=str(out / "tensorboard"),
         attempt=0,
         heartbeat_timeout_s=launch.stall_timeout_s,
     )
-    if base.validation_steps == 0:
+    if base.validation_rows == 0:
         base = replace(base, validation_url=None)
-    if base.test_steps == 0:
+    if base.test_rows == 0:
         base = replace(base, test_url=None)
     logger.info(
         "training %s on %s: %d workers, %d steps of %d per rank per epoch, %d epochs",
@@ -206,6 +229,9 @@ def _train_locked(
         if history
         else {},
         "test": result["test"],
+        # rows each metric covers: every row of the split (0 without one)
+        "validation_rows": result.get("validation_rows", 0),
+        "test_rows": result.get("test_rows", 0),
         "wall_s": wall,
         "fit_s": result["fit_seconds"],
         "samples_per_s": result["samples"] / result["fit_seconds"]
@@ -245,6 +271,8 @@ def _train_locked(
         workers=workers,
         export_dir=result["export_dir"],
         weight_digests=list(result["weight_digests"]),
+        validation_rows=metrics["validation_rows"],
+        test_rows=metrics["test_rows"],
     )
 
 

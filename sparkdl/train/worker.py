@@ -32,8 +32,9 @@ class WorkerSpec:
     input_dim: int
     num_classes: int
     steps_per_epoch: int
-    validation_steps: int
-    test_steps: int
+    # rows of the validation and test splits (every row is scored; 0 without the split)
+    validation_rows: int
+    test_rows: int
     checkpoint_dir: str
     export_dir: str
     tensorboard_dir: str
@@ -101,7 +102,8 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         start_heartbeat,
     )
     from sparkdl.train.checkpoint import publish_folder, restore_checkpoint
-    from sparkdl.train.data import load_shard, memory_dataset, rank_dataset
+    from sparkdl.train.data import eval_dataset, load_shard, memory_dataset, rank_dataset
+    from sparkdl.train.evaluation import ExactValidation, ShardScorer, evaluate_everywhere
     from sparkdl.train.models import build_model, reseed_random_layers
 
     hvd.init()
@@ -150,8 +152,15 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     model.optimizer._create_all_weights(model.trainable_variables)
     hvd_tf.broadcast_variables(model.variables + model.optimizer.variables(), root_rank=0)
     # Only callbacks without per-batch hooks run every epoch: a batch hook makes Keras return
-    # to Python and sync the loss after every step.
-    callbacks: list[Any] = [hvd.callbacks.MetricAverageCallback(), EpochRecorder(history)]
+    # to Python and sync the loss after every step. Validation scores every row at the epoch's
+    # end (after the training metrics are averaged; see sparkdl.train.evaluation).
+    scorer = ShardScorer(model, classification=classification)
+    validation = ExactValidation(scorer, expected_rows=spec.validation_rows)
+    callbacks: list[Any] = [
+        hvd.callbacks.MetricAverageCallback(),
+        validation,
+        EpochRecorder(history),
+    ]
     if cfg.fault.kind != "none":
         callbacks.append(FaultInjector(cfg.fault, rank=rank, attempt=spec.attempt))
     addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
@@ -181,13 +190,13 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         initial_lr=lr, warmup_epochs=cfg.warmup_epochs, steps_per_epoch=spec.steps_per_epoch
     )
 
-    ds_args = {
+    eval_args = {
         "rank": rank,
         "size": size,
         "batch_size": cfg.batch_size,
-        "shuffle_buffer": cfg.shuffle_buffer,
         "reader_workers": cfg.reader_workers,
     }
+    ds_args = {**eval_args, "shuffle_buffer": cfg.shuffle_buffer}
     memory = None
     if cfg.data_source == "memory":
         memory = load_shard(spec.train_url, rank=rank, size=size, reader_workers=cfg.reader_workers)
@@ -212,15 +221,7 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                 )
             val = None
             if spec.validation_url:
-                val = stack.enter_context(
-                    rank_dataset(
-                        spec.validation_url,
-                        steps=spec.validation_steps,
-                        seed=cfg.seed,
-                        training=False,
-                        **ds_args,
-                    )
-                )
+                val = stack.enter_context(eval_dataset(spec.validation_url, **eval_args))
             yield train, val
 
     def open_ahead(epoch: int) -> Ahead[tuple[Any, Any]] | None:
@@ -247,9 +248,8 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
             with ahead as this_epoch:  # opened during the epoch before (or just above)
                 train_ds, val_ds = this_epoch.take()
                 ahead = open_ahead(epoch + 1)
-                val = {}
-                if val_ds is not None:
-                    val = {"validation_data": val_ds, "validation_steps": spec.validation_steps}
+                if spec.validation_url:
+                    validation.set_epoch_dataset(val_ds)
                 model.fit(
                     train_ds,
                     steps_per_epoch=spec.steps_per_epoch,
@@ -258,7 +258,6 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                     # The warm-up adjusts the rate every batch: only during the warm-up epochs.
                     callbacks=[*callbacks, warmup] if epoch < cfg.warmup_epochs else callbacks,
                     verbose=0,
-                    **val,
                 )
             if _should_stop(history, patience=cfg.early_stopping_patience):
                 logger.info("early stopping after epoch %d (train.early_stopping_patience)", epoch)
@@ -269,17 +268,12 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
 
     fit_seconds = time.perf_counter() - fit_start
     test_metrics: dict[str, float] = {}
+    test_rows = 0
     if spec.test_url:
-        with rank_dataset(
-            spec.test_url, steps=spec.test_steps, seed=cfg.seed, training=False, **ds_args
-        ) as test_ds:
-            values = model.evaluate(test_ds, steps=spec.test_steps, verbose=0, return_dict=True)
-        test_metrics = {
-            k: float(
-                hvd_tf.allreduce(tf.constant(v, tf.float64), op=hvd_tf.Average, name=f"test_{k}")
+        with eval_dataset(spec.test_url, **eval_args) as test_ds:
+            test_metrics, test_rows = evaluate_everywhere(
+                scorer, test_ds, name="test", expected_rows=spec.test_rows
             )
-            for k, v in sorted(values.items())
-        }
     digests = hvd_tf.allgather_object(_weights_digest(model))
     new_epochs = len(history) - len(spec.history)
     if rank == 0:
@@ -292,7 +286,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     hvd.shutdown()
     return {
         "history": history,
-        "test": test_metrics,
+        "test": dict(sorted(test_metrics.items())),
+        "test_rows": test_rows,
+        "validation_rows": validation.rows,
         "weight_digests": digests,
         "export_dir": spec.export_dir,
         "fit_seconds": fit_seconds,

@@ -13,45 +13,11 @@ import pytest
 from sparkdl.baselines import compare, linear
 from sparkdl.baselines.kmeans import KMeansResult, run_kmeans
 from sparkdl.baselines.sgd import SGDResult, run_parallel_sgd
-from sparkdl.config import SparkdlConfig, load_config
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig, SGDConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
-from tests.integration.datasets import generate_and_prepare
+from tests.integration.datasets import generate_and_prepare, prepare_frame, prepare_sklearn_set
 
 pytestmark = pytest.mark.integration
-
-
-def _prepare_frame(
-    spark: Any, tmp: Path, x: np.ndarray, y: np.ndarray, *, task: str, split: str
-) -> str:
-    """Write features and labels as CSV and publish them with the real prepare job."""
-    import pandas as pd
-
-    from sparkdl.data.prepare import run_prepare
-
-    names = [f"f{i}" for i in range(x.shape[1])]
-    frame = pd.DataFrame(x, columns=names)
-    frame.insert(0, "id", np.arange(len(frame)))
-    frame["label"] = y
-    (tmp / "raw").mkdir(parents=True)
-    frame.to_csv(tmp / "raw" / "data.csv", index=False)
-    labels = sorted({str(v) for v in y}) if task == "classification" else ["0", "1"]
-    cfg = load_config(
-        SparkdlConfig,
-        overrides=[
-            f"prepare.input.path={tmp / 'raw'}",
-            f"prepare.output={tmp / 'prepared'}",
-            "prepare.columns.id=id",
-            "prepare.columns.id_type=long",
-            f"prepare.columns.task={task}",
-            f"prepare.columns.label_values=[{', '.join(labels)}]",
-            f"prepare.columns.numeric=[{', '.join(names)}]",
-            f"prepare.split={split}",
-            "prepare.layout.workers=2",
-        ],
-    )
-    run_prepare(spark, cfg=cfg.prepare)
-    return str(tmp / "prepared")
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +37,14 @@ def blobs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     )
 
 
-def _sklearn_set(spark: Any, tmp: Path, loader: Any, *, split: str) -> str:
-    data = loader()
-    return _prepare_frame(spark, tmp, data.data, data.target, task="classification", split=split)
-
-
 @pytest.fixture(scope="module")
 def breast_cancer(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     from sklearn.datasets import load_breast_cancer
 
     split = "{train: 0.7, validation: 0.0, test: 0.3, salt: 3}"
-    return _sklearn_set(spark, tmp_path_factory.mktemp("bc"), load_breast_cancer, split=split)
+    return prepare_sklearn_set(
+        spark, tmp_path_factory.mktemp("bc"), load_breast_cancer, split=split
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +52,7 @@ def digits(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     from sklearn.datasets import load_digits
 
     split = "{train: 0.8, validation: 0.0, test: 0.2, salt: 5}"
-    return _sklearn_set(spark, tmp_path_factory.mktemp("digits"), load_digits, split=split)
+    return prepare_sklearn_set(spark, tmp_path_factory.mktemp("digits"), load_digits, split=split)
 
 
 def _all_rows(ds: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +147,7 @@ def test_linear_regression_recovers_the_coefficients(
     x = rng.normal(size=(4000, 5))
     coef = np.array([1.5, -2.0, 0.0, 0.7, 3.0])
     y = x @ coef + 0.5 + rng.normal(scale=0.1, size=4000)
-    dataset = _prepare_frame(
+    dataset = prepare_frame(
         spark,
         tmp_path_factory.mktemp("reg"),
         x,
