@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.exceptions import AirflowException, AirflowFailException
-
+try:  # Airflow 3
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # Airflow 2
+    from airflow.exceptions import AirflowException, AirflowFailException
 try:  # Airflow 3, and Airflow 2 with apache-airflow-providers-standard
     from airflow.providers.standard.operators.bash import BashOperator
 except ImportError:  # Airflow 2 before the standard provider
