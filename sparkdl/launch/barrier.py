@@ -2,8 +2,9 @@
 
 The driver starts Horovod's rendezvous server on its own address; each barrier task reads every
 task's executor address, derives the same rank plan (:func:`sparkdl.launch.plan.plan_ranks`),
-partition 0 posts it to the server, all tasks meet at a barrier, and then each runs the function
-in a child process whose environment makes it a Horovod rank.
+posts it to the server signed with the launch's secret (the first one installs it), all tasks
+meet at a barrier, and then each runs the function in a child process whose environment makes it
+a Horovod rank (and holds the secret, for the rank's progress reports and heartbeats).
 """
 
 from __future__ import annotations
