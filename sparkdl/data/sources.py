@@ -396,9 +396,12 @@ def read_raw(
 
     Raises
     ------
-    ValueError
-        No input files, all files empty, unreadable Parquet footer, or columns that differ
-        from ``prepare.columns`` (missing, unexpected, wrong type), before any Spark job runs.
+    BadInputError
+        Before any Spark job runs: no input files, all files empty, no rows (CSV headers only,
+        Parquet files without rows), an unreadable file start or Parquet footer, a column name
+        that occurs twice, or columns that differ from ``prepare.columns`` (missing,
+        unexpected, wrong type). Compressed files (``.gz``, ``.bz2``, ...) are checked as Spark
+        reads them, decompressed.
 
     Examples
     --------
