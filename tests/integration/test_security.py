@@ -96,7 +96,12 @@ def test_kmeans_on_the_barrier_engine_shrugs_off_an_attacker(
 ) -> None:
     def kmeans(out: str) -> Any:
         cfg = KMeansConfig(
-            dataset=blobs, output=str(tmp_path / out), k=3, partitions=2, engine="barrier"
+            dataset=blobs,
+            output=str(tmp_path / out),
+            k=3,
+            max_iter=10,
+            partitions=2,
+            engine="barrier",
         )
         return run_kmeans(spark, cfg=cfg)
 
