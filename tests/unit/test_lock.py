@@ -23,11 +23,11 @@ from sparkdl.lock import (
     STALE_ENV,
     LockHolder,
     OutputLock,
-    _command,
     current_holder,
     output_lock,
     stale_seconds,
 )
+from sparkdl.lockfile import _command
 
 # Holds the lock on argv[1] until a line arrives on stdin (or the process is killed).
 HOLD = """
