@@ -127,10 +127,15 @@ def _pipeline(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace)
 
 def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--run-id", default=None, help="the run to start or resume (default: the run date)"
+        "--run-id",
+        default=None,
+        help="the run to start or resume, one folder name inside pipeline.root: 1-128 letters, "
+        "digits, '.', '_' or '-' (default: the run date)",
     )
     parser.add_argument(
-        "--run-date", default=None, help="the run's logical date, YYYY-MM-DD (default: today, UTC)"
+        "--run-date",
+        default=None,
+        help="the run's logical date, a real date as YYYY-MM-DD (default: today, UTC)",
     )
 
 
