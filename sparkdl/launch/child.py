@@ -327,6 +327,7 @@ def child_main(payload: str, result: str) -> int:
 
     die_with_parent(int(os.environ.get("SPARKDL_PARENT_PID", os.getppid())))
     fn, args = cloudpickle.loads(Path(payload).read_bytes())
+    Path(payload).unlink(missing_ok=True)  # read once; nothing of it stays behind a killed run
     try:
         value = fn(*args)
     except SparkdlError as exc:
