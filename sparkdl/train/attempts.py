@@ -179,6 +179,7 @@ def run_attempts(
                 logger.info(
                     "attempt %d resumes after epoch %d from %s", attempt + 1, ckpt.epoch, ckpt.path
                 )
+            guard.check()  # a signal during the set-up: launch nothing
             try:
                 result = launcher.run(
                     train_rank, spec, on_report=on_report, heartbeat_timeout_s=heartbeat_timeout_s
