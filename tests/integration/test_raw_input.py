@@ -199,3 +199,35 @@ def test_prepare_command_exits_2_on_bad_raw_data(tmp_path: Path, repo: Path, cas
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert re.search(expect, proc.stderr), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_unquoted_yes_no_label_values_match_the_data(spark, tmp_path: Path) -> None:
+    df = _frame(300)
+    df["label"] = np.where(df.label == 1, "yes", "no")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    df.to_csv(raw / "a.csv", index=False)
+    # Written by hand as a user would: YAML 1.1 reads unquoted no/yes as booleans.
+    config = tmp_path / "prepare.yaml"
+    config.write_text(
+        "prepare:\n"
+        f"  input: {{path: {raw}}}\n"
+        f"  output: {tmp_path / 'out'}\n"
+        "  columns:\n"
+        "    id: id\n"
+        "    id_type: long\n"
+        "    label: label\n"
+        "    label_values: [no, yes]\n"
+        "    numeric: [x0, x1]\n"
+        "    categorical: [c0]\n"
+    )
+    cfg = load_config(SparkdlConfig, files=[config]).prepare
+    result = run_prepare(spark, cfg=cfg)
+    assert (result.rows_valid, result.rows_quarantined) == (300, 0)
+    manifest = json.loads(
+        (tmp_path / "out" / "versions" / result.version / "manifest.json").read_text()
+    )
+    assert manifest["label_values"] == ["no", "yes"]
+    counts = manifest["statistics"]["train_label_counts"]
+    assert min(counts.values()) > 0
+    assert sum(counts.values()) == result.split_rows["train"]
