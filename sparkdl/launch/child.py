@@ -131,6 +131,7 @@ def run_in_child(
             emit(f"{label} runs in warm spare process {proc.pid} (launch.warm_start)")
         else:
             proc = start_entry([str(payload), str(result)], env=child_env, stdin=subprocess.DEVNULL)
+        Path(tmp, "group").write_text(str(proc.pid))  # the rank (or spare) leads its group
         try:
             value = _supervise(proc, result, label=label, timeout_s=timeout_s, emit=emit)
         except RankError:
@@ -156,7 +157,9 @@ def remove_stale_folders(parent: str | None = None) -> list[str]:
     """Remove the run folders under ``parent`` (default: the temp dir) whose owner is gone.
 
     A folder is stale when no process with its owner's pid exists, or that pid now belongs
-    to a process started after the folder was made (the pid was reused).
+    to a process started after the folder was made (the pid was reused). What is left of its
+    rank's process group (processes the rank started, which its death signal did not reach)
+    is killed with it.
 
     Examples
     --------
@@ -179,11 +182,32 @@ def remove_stale_folders(parent: str | None = None) -> list[str]:
         except (OSError, psutil.Error):
             continue
         if not alive:
+            _kill_leftovers(folder, owner=owner)
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
     if removed:
         logger.info("removed %d run folders left by killed rank tasks", len(removed))
     return removed
+
+
+def _kill_leftovers(folder: Path, *, owner: str) -> None:
+    """Kill the processes still in the process group a dead owner's rank led."""
+    import psutil
+
+    try:
+        group = int((folder / "group").read_text())
+    except (OSError, ValueError):
+        return
+    for proc in psutil.process_iter():
+        try:
+            # The group id alone could have been reused: the members carry their owner's pid.
+            if os.getpgid(proc.pid) == group and proc.environ().get("SPARKDL_PARENT_PID") == owner:
+                logger.warning(
+                    "killing process %d left by a killed rank (group %d)", proc.pid, group
+                )
+                proc.kill()
+        except (OSError, psutil.Error):
+            continue
 
 
 def start_entry(args: list[str], *, env: Mapping[str, str], stdin: int) -> subprocess.Popen[str]:

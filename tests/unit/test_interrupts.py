@@ -200,6 +200,34 @@ def test_run_folders_of_dead_owners_are_removed(tmp_path: Path) -> None:
     assert not stale.exists() and live.exists() and unknown.exists()
 
 
+def test_processes_a_dead_owners_rank_left_are_killed(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # What a rank started (in the group it leads) outlives it when SIGKILL takes the rank.
+    left = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, "SPARKDL_PARENT_PID": str(dead.pid)},
+        start_new_session=True,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    try:
+        folder = tmp_path / f"{TMP_PREFIX}{dead.pid}-abc"
+        folder.mkdir()
+        (folder / "group").write_text(str(left.pid))
+        (tmp_path / f"{TMP_PREFIX}{dead.pid}-def").mkdir()
+        (tmp_path / f"{TMP_PREFIX}{dead.pid}-def" / "group").write_text(str(other.pid))
+        assert len(remove_stale_folders(str(tmp_path))) == 2
+        assert left.wait(timeout=10) == -9
+        assert other.poll() is None  # same folder layout, but not that owner's process
+    finally:
+        for proc in (left, other):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def test_run_folder_is_named_after_its_owner_and_removed() -> None:
     import tempfile
 
