@@ -53,122 +53,183 @@ class KMeansResult:
     iterations_s: float = 0.0
     wall_s: float = 0.0
     output: str = ""
+    # initialisations run, the one kept (lowest final cost) and each one's final cost
+    n_init: int = 1
+    best_init: int = 0
+    final_costs: list[float] = field(default_factory=list)
+    # Lloyd passes over the data (every initialisation's iterations share them)
+    passes: int = 0
 
 
-def _row(block: Block, arg: tuple[int, int]) -> Any:
-    part, row = arg
-    return block.x[row].astype(np.float64) if block.part == part else None
+def _key(seed: int, run: int, *rest: int) -> list[int]:
+    """Random key of initialisation ``run``; run 0 draws what a single initialisation drew."""
+    return [seed, *rest] if run == 0 else [seed, *rest, run]
 
 
-def _first(a: Any, b: Any) -> Any:
-    return a if a is not None else b
+def _rows(block: Block, picks: list[tuple[int, int]]) -> list[Any]:
+    return [block.x[row].astype(np.float64) if block.part == part else None for part, row in picks]
 
 
-def _cost(block: Block, centers: Any) -> float:
-    return float(ops.assign(block.x, centers)[1].sum(dtype=np.float64))
+def _first_each(a: list[Any], b: list[Any]) -> list[Any]:
+    return [x if x is not None else y for x, y in zip(a, b, strict=True)]
 
 
 def _add(a: Any, b: Any) -> Any:
     return a + b
 
 
-def _sample(block: Block, arg: tuple[Any, float, float, int, int]) -> Any:
-    candidates, cost, ell, seed, rnd = arg
-    _, dist = ops.assign(block.x, candidates)
-    rng = np.random.default_rng([seed, block.part, rnd])
-    p = np.minimum(1.0, ell * dist / cost) if cost > 0 else np.zeros(len(dist))
-    return block.x[rng.random(len(dist)) < p].astype(np.float64)
+def _add_each(a: list[Any], b: list[Any]) -> list[Any]:
+    return [x + y for x, y in zip(a, b, strict=True)]
 
 
-def _concat(a: Any, b: Any) -> Any:
-    return np.concatenate([a, b])
+def _concat_each(a: list[Any], b: list[Any]) -> list[Any]:
+    return [np.concatenate([x, y]) for x, y in zip(a, b, strict=True)]
 
 
-def _counts(block: Block, candidates: Any) -> Any:
-    return np.bincount(ops.assign(block.x, candidates)[0], minlength=len(candidates))
+def _costs(block: Block, sets: list[Any]) -> Any:
+    return ops.assign_runs(block.x, sets)[1].sum(axis=0, dtype=np.float64)
+
+
+def _sample(block: Block, arg: tuple[list[Any], Any, float, int, int]) -> list[Any]:
+    sets, costs, ell, seed, rnd = arg
+    _, dist = ops.assign_runs(block.x, sets)
+    picked = []
+    for run, cost in enumerate(costs):
+        rng = np.random.default_rng(_key(seed, run, block.part, rnd))
+        d = dist[:, run]
+        p = np.minimum(1.0, ell * d / cost) if cost > 0 else np.zeros(len(d))
+        picked.append(block.x[rng.random(len(d)) < p].astype(np.float64))
+    return picked
+
+
+def _counts(block: Block, sets: list[Any]) -> list[Any]:
+    idx, _ = ops.assign_runs(block.x, sets)
+    return [np.bincount(idx[:, r], minlength=len(c)) for r, c in enumerate(sets)]
 
 
 def _lloyd(block: Block, arg: tuple[Any, BlockFaultConfig, int]) -> dict[str, Any]:
     centers, fault, iteration = arg
     maybe_fail(fault, partition=block.part, iteration=iteration)
-    return ops.lloyd_sums(block.x, centers)
+    return ops.lloyd_sums_runs(block.x, centers)
 
 
-def _far(block: Block, arg: tuple[Any, int]) -> dict[str, Any]:
-    centers, m = arg
-    return ops.farthest(block.x, centers, m)
+def _far(block: Block, arg: tuple[list[Any], list[int]]) -> list[Any]:
+    sets, wanted = arg
+    return ops.farthest_runs(block.x, sets, wanted)
 
 
-def _table(block: Block, arg: tuple[Any, int]) -> tuple[Any, float]:
-    centers, classes = arg
-    idx, dist = ops.assign(block.x, centers)
-    return ops.contingency(idx, block.y.astype(np.int64), len(centers), classes), float(dist.sum())
+def _merge_far_each(a: list[Any], b: list[Any]) -> list[Any]:
+    return [None if x is None else ops.merge_far(x, y) for x, y in zip(a, b, strict=True)]
 
 
-def _pair_add(a: tuple[Any, float], b: tuple[Any, float]) -> tuple[Any, float]:
-    return a[0] + b[0], a[1] + b[1]
+def _final(block: Block, arg: tuple[list[Any], int | None]) -> tuple[Any, list[Any]]:
+    sets, classes = arg
+    idx, dist = ops.assign_runs(block.x, sets)
+    costs = dist.sum(axis=0, dtype=np.float64)
+    if classes is None:
+        return costs, []
+    labels = block.y.astype(np.int64)
+    return costs, [ops.contingency(idx[:, r], labels, len(c), classes) for r, c in enumerate(sets)]
 
 
-def kmeans_parallel_init(engine: Engine, *, cfg: KMeansConfig, sizes: dict[int, int]) -> Any:
-    """k-means|| (Bahmani et al. 2012) followed by weighted k-means++ on the candidates.
+def _merge_final(a: tuple[Any, list[Any]], b: tuple[Any, list[Any]]) -> tuple[Any, list[Any]]:
+    return a[0] + b[0], _add_each(a[1], b[1])
 
-    ``sizes`` holds each partition's rows (from the block plan).
+
+def kmeans_parallel_init(
+    engine: Engine, *, cfg: KMeansConfig, sizes: dict[int, int], runs: int = 1
+) -> list[Any]:
+    """``runs`` k-means|| initialisations (Bahmani et al. 2012), each finished with weighted
+    k-means++ on its candidates; returns one ``[k, dim]`` array per run.
+
+    The runs share every pass over the data: each round scores every row against all runs'
+    candidates in one scan. ``sizes`` holds each partition's rows (from the block plan).
     """
     k, seed = cfg.k, cfg.seed
-    # First centre: a uniformly random row, drawn without collecting: pick a partition by size.
-    rng = np.random.default_rng([seed, 1 << 20])
     parts = sorted(sizes)
     weights = np.array([sizes[p] for p in parts], dtype=np.float64)
-    part = parts[rng.choice(len(parts), p=weights / weights.sum())]
-    row = int(rng.integers(sizes[part]))
-    candidates = np.asarray([engine.map_reduce(_row, (part, row), _first)])
+    picks = []
+    for run in range(runs):
+        # First centre: a uniformly random row, drawn without collecting: a partition by size.
+        rng = np.random.default_rng(_key(seed, run, 1 << 20))
+        part = parts[rng.choice(len(parts), p=weights / weights.sum())]
+        picks.append((part, int(rng.integers(sizes[part]))))
+    sets = [np.asarray([r]) for r in engine.map_reduce(_rows, picks, _first_each)]
     ell = cfg.oversampling * k
     for rnd in range(cfg.init_rounds):
-        cost = engine.map_reduce(_cost, candidates, _add)
-        picked = engine.map_reduce(_sample, (candidates, cost, ell, seed, rnd), _concat)
-        candidates = np.concatenate([candidates, picked])
-        logger.info("k-means|| round %d: %d candidates (cost %.6g)", rnd, len(candidates), cost)
-    counts = engine.map_reduce(_counts, candidates, _add)
-    return ops.kmeans_pp(candidates, counts, k, np.random.default_rng([seed, 1 << 21]))
-
-
-def lloyd(
-    engine: Engine, centers: Any, *, cfg: KMeansConfig
-) -> tuple[Any, list[float], int, bool, int]:
-    """Lloyd iterations from ``centers``: returns centres, cost per iteration, iterations run,
-    whether it converged (no centre moved more than ``tol``) and empty clusters re-seeded."""
-    costs: list[float] = []
-    empty_total = 0
-    converged = False
-    it = 0
-    for it in range(1, cfg.max_iter + 1):
-        total = engine.map_reduce(_lloyd, (centers, cfg.fault, it - 1), ops.merge_sums)
-        empty = int(np.sum(total["counts"] == 0))
-        far = engine.map_reduce(_far, (centers, empty), ops.merge_far) if empty else None
-        new = ops.update_centers(centers, total, far)
-        empty_total += empty
-        costs.append(total["cost"])
-        shift = float(np.sqrt(((new - centers) ** 2).sum(axis=1)).max())
-        centers = new
-        logger.debug(
-            "Lloyd iteration %d: cost %.6g, largest centre shift %.3g", it, total["cost"], shift
+        costs = engine.map_reduce(_costs, sets, _add)
+        picked = engine.map_reduce(_sample, (sets, costs, ell, seed, rnd), _concat_each)
+        sets = [np.concatenate([c, p]) for c, p in zip(sets, picked, strict=True)]
+        logger.info(
+            "k-means|| round %d: %s candidates (cost %s)",
+            rnd,
+            [len(c) for c in sets],
+            ", ".join(f"{c:.6g}" for c in costs),
         )
-        if shift <= cfg.tol and empty == 0:
-            converged = True
+    counts = engine.map_reduce(_counts, sets, _add_each)
+    return [
+        ops.kmeans_pp(c, w, k, np.random.default_rng(_key(seed, run, 1 << 21)))
+        for run, (c, w) in enumerate(zip(sets, counts, strict=True))
+    ]
+
+
+@dataclass
+class LloydRun:
+    """One initialisation's Lloyd iterations: centres, cost per iteration, whether it
+    converged (no centre moved more than ``tol``) and the empty clusters re-seeded."""
+
+    centers: Any
+    costs: list[float] = field(default_factory=list)
+    iterations: int = 0
+    converged: bool = False
+    empty: int = 0
+
+
+def lloyd(engine: Engine, inits: list[Any], *, cfg: KMeansConfig) -> tuple[list[LloydRun], int]:
+    """Lloyd iterations from every initialisation at once; returns the runs and the passes.
+
+    One pass over each block gives the sums of every run still moving (one scan against all
+    their centres); a run leaves the pass once it converged.
+    """
+    runs = [LloydRun(centers=np.asarray(c, dtype=np.float64)) for c in inits]
+    passes = 0
+    for it in range(1, cfg.max_iter + 1):
+        active = [r for r in runs if not r.converged]
+        if not active:
             break
-    return centers, costs, it, converged, empty_total
+        passes = it
+        stack = np.stack([r.centers for r in active])
+        total = engine.map_reduce(_lloyd, (stack, cfg.fault, it - 1), ops.merge_sums)
+        empties = [int(np.sum(c == 0)) for c in total["counts"]]
+        far = (
+            engine.map_reduce(_far, ([r.centers for r in active], empties), _merge_far_each)
+            if any(empties)
+            else [None] * len(active)
+        )
+        for i, run in enumerate(active):
+            part = {"sums": total["sums"][i], "counts": total["counts"][i]}
+            new = ops.update_centers(run.centers, part, far[i])
+            shift = float(np.sqrt(((new - run.centers) ** 2).sum(axis=1)).max())
+            run.centers, run.iterations = new, it
+            run.costs.append(float(total["cost"][i]))
+            run.empty += empties[i]
+            run.converged = shift <= cfg.tol and empties[i] == 0
+        logger.debug("Lloyd pass %d: %d runs, costs %s", it, len(active), total["cost"])
+    return runs, passes
 
 
-def cluster_metrics(engine: Engine, centers: Any, *, classes: int | None) -> dict[str, float]:
-    """Final cost, and ARI and NMI against the labels from a distributed contingency table."""
-    if classes is None:
-        return {"cost": engine.map_reduce(_cost, centers, _add)}
-    counts, cost = engine.map_reduce(_table, (centers, classes), _pair_add)
-    return {
-        "cost": cost,
-        "ari": ops.adjusted_rand_index(counts),
-        "nmi": ops.normalized_mutual_info(counts),
-    }
+def best_run(
+    engine: Engine, runs: list[LloydRun], *, classes: int | None
+) -> tuple[int, list[float], dict[str, float]]:
+    """The run with the lowest final cost (the first on a tie), every run's final cost, and
+    the best run's metrics: cost, and ARI and NMI against the labels (one pass for all)."""
+    costs, tables = engine.map_reduce(_final, ([r.centers for r in runs], classes), _merge_final)
+    best = int(np.argmin(costs))
+    metrics = {"cost": float(costs[best])}
+    if classes is not None:
+        metrics["ari"] = ops.adjusted_rand_index(tables[best])
+        metrics["nmi"] = ops.normalized_mutual_info(tables[best])
+    return best, [float(c) for c in costs], metrics
 
 
 def _cluster(
@@ -181,23 +242,29 @@ def _cluster(
 ) -> KMeansResult:
     t0 = time.perf_counter()
     if init_centers is None:
-        init = kmeans_parallel_init(engine, cfg=cfg, sizes=sizes)
+        inits = kmeans_parallel_init(engine, cfg=cfg, sizes=sizes, runs=cfg.n_init)
     else:
-        init = init_centers
+        inits = [init_centers]  # given centres: one run (scikit-learn does the same)
     init_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    centers, costs, iterations, converged, empty = lloyd(engine, init, cfg=cfg)
+    runs, passes = lloyd(engine, inits, cfg=cfg)
     iterations_s = time.perf_counter() - t0
+    best, final_costs, metrics = best_run(engine, runs, classes=classes)
+    run = runs[best]
     return KMeansResult(
-        centers=centers,
-        init_centers=init,
-        costs=costs,
-        iterations=iterations,
-        converged=converged,
-        empty_clusters=empty,
-        metrics=cluster_metrics(engine, centers, classes=classes),
+        centers=run.centers,
+        init_centers=inits[best],
+        costs=run.costs,
+        iterations=run.iterations,
+        converged=run.converged,
+        empty_clusters=run.empty,
+        metrics=metrics,
         init_s=init_s,
         iterations_s=iterations_s,
+        n_init=len(inits),
+        best_init=best,
+        final_costs=final_costs,
+        passes=passes,
     )
 
 
@@ -264,14 +331,17 @@ def _run_kmeans_locked(
     result.wall_s = time.perf_counter() - start
     result.output = str(Path(cfg.output).resolve())
     metrics = result.metrics
-    iterations, converged, iterations_s = result.iterations, result.converged, result.iterations_s
     logger.info(
-        "k-means k=%d: %d iterations (%s), cost %.6g, %.3f s per iteration",
+        "k-means k=%d: best of %d initialisations (#%d, final costs %s): %d iterations (%s), "
+        "cost %.6g, %.3f s per Lloyd pass",
         cfg.k,
-        iterations,
-        "converged" if converged else "max_iter reached",
+        result.n_init,
+        result.best_init,
+        ", ".join(f"{c:.6g}" for c in result.final_costs),
+        result.iterations,
+        "converged" if result.converged else "max_iter reached",
         metrics["cost"],
-        iterations_s / max(iterations, 1),
+        result.iterations_s / max(result.passes, 1),
     )
     _write(result, cfg=cfg, dataset=ds)
     return result
@@ -305,8 +375,13 @@ def _write(result: KMeansResult, *, cfg: KMeansConfig, dataset: Any) -> None:
             "partitions": result.partitions,
             "engine": cfg.engine,
             "init_s": result.init_s,
+            "n_init": result.n_init,
+            "best_init": result.best_init,
+            "final_cost_per_init": result.final_costs,
+            "lloyd_passes": result.passes,
             "iterations_s": result.iterations_s,
-            "seconds_per_iteration": result.iterations_s / max(result.iterations, 1),
+            # a pass serves every initialisation still iterating
+            "seconds_per_iteration": result.iterations_s / max(result.passes, 1),
             "wall_s": result.wall_s,
         },
     )

@@ -8,6 +8,7 @@ or on the driver on model-sized data.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,52 +37,72 @@ def _scan_kernel() -> Any:
     from numba import njit
 
     @njit(nogil=True, cache=False)
-    def scan(s, xsq, x, idx, dist, sums, counts, accumulate):  # type: ignore[no-untyped-def]
-        # s[i, j] = |c_j|^2 - 2 x_i.c_j; one pass: argmin, distance, and (for Lloyd) the
-        # per-centre sums and counts, accumulated in float64.
-        n, k = s.shape
-        cost = 0.0
+    def scan(s, xsq, x, bounds, idx, dist, sums, counts, costs, accumulate):  # type: ignore[no-untyped-def]
+        # s[i, j] = |c_j|^2 - 2 x_i.c_j over the centres of every run side by side (run r owns
+        # columns bounds[r]:bounds[r + 1]); one pass: each run's argmin, distance, and (for
+        # Lloyd) the per-centre sums and counts, accumulated in float64.
+        n = s.shape[0]
+        runs = len(bounds) - 1
         for i in range(n):
-            best = s[i, 0]
-            bj = 0
-            for j in range(1, k):
-                if s[i, j] < best:
-                    best = s[i, j]
-                    bj = j
-            d = best + xsq[i]
-            if d < 0:
-                d = 0
-            idx[i] = bj
-            dist[i] = d
-            cost += d
-            if accumulate:
-                counts[bj] += 1
-                for t in range(x.shape[1]):
-                    sums[bj, t] += x[i, t]
-        return cost
+            for r in range(runs):
+                lo, hi = bounds[r], bounds[r + 1]
+                best = s[i, lo]
+                bj = lo
+                for j in range(lo + 1, hi):
+                    if s[i, j] < best:
+                        best = s[i, j]
+                        bj = j
+                d = best + xsq[i]
+                if d < 0:
+                    d = 0
+                idx[i, r] = bj - lo
+                dist[i, r] = d
+                costs[r] += d
+                if accumulate:
+                    counts[bj] += 1
+                    for t in range(x.shape[1]):
+                        sums[bj, t] += x[i, t]
 
     return scan
 
 
-def _nearest(x: Any, centers: Any, *, accumulate: bool) -> tuple[Any, Any, Any, Any, float]:
-    """Chunked BLAS scores, then the compiled scan; see :func:`assign` and :func:`lloyd_sums`."""
+def _nearest(
+    x: Any, center_sets: Sequence[Any], *, accumulate: bool
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Chunked BLAS scores against every centre set at once, then the compiled scan.
+
+    Returns per-run nearest indices and distances ``[n, runs]``, the sums and counts of the
+    concatenated centres (empty without ``accumulate``) and each run's cost.
+    """
     scan = _scan_kernel()
-    c = np.asarray(centers, dtype=x.dtype)
+    c = np.concatenate([np.asarray(cs, dtype=x.dtype) for cs in center_sets])
+    bounds = np.cumsum([0] + [len(cs) for cs in center_sets]).astype(np.intp)
     m = np.ascontiguousarray(-2.0 * c.T, dtype=x.dtype)
     c_sq = np.einsum("ij,ij->i", c, c)
-    n, (k, dim) = len(x), c.shape
-    idx = np.empty(n, dtype=np.intp)
-    dist = np.empty(n, dtype=x.dtype)
+    n, runs, (k, dim) = len(x), len(center_sets), c.shape
+    idx = np.empty((n, runs), dtype=np.intp)
+    dist = np.empty((n, runs), dtype=x.dtype)
     sums = np.zeros((k, dim) if accumulate else (0, 0), dtype=np.float64)
     counts = np.zeros(k if accumulate else 0, dtype=np.int64)
+    costs = np.zeros(runs, dtype=np.float64)
     x_sq = np.einsum("ij,ij->i", x, x)
-    cost = 0.0
     for lo in range(0, n, _CHUNK):
         hi = lo + _CHUNK
         s = x[lo:hi] @ m
         s += c_sq
-        cost += scan(s, x_sq[lo:hi], x[lo:hi], idx[lo:hi], dist[lo:hi], sums, counts, accumulate)
-    return idx, dist, sums, counts, cost
+        scan(
+            s,
+            x_sq[lo:hi],
+            x[lo:hi],
+            bounds,
+            idx[lo:hi],
+            dist[lo:hi],
+            sums,
+            counts,
+            costs,
+            accumulate,
+        )
+    return idx, dist, sums, counts, costs
 
 
 def assign(x: Any, centers: Any) -> tuple[Any, Any]:
@@ -97,8 +118,23 @@ def assign(x: Any, centers: Any) -> tuple[Any, Any]:
     >>> idx.tolist(), dist.tolist()
     ([0, 1], [1.0, 1.0])
     """
+    idx, dist = assign_runs(x, [centers])
+    return idx[:, 0], dist[:, 0]
+
+
+def assign_runs(x: Any, center_sets: Sequence[Any]) -> tuple[Any, Any]:
+    """:func:`assign` against several centre sets (of any sizes) in one pass over ``x``:
+    nearest index within each set and its squared distance, both ``[n, sets]``.
+
+    Examples
+    --------
+    >>> idx, dist = assign_runs(np.array([[0.0], [4.0]]), [np.array([[1.0], [5.0]]),
+    ...                                                    np.array([[3.0]])])
+    >>> idx.tolist(), dist.tolist()
+    ([[0, 0], [1, 0]], [[1.0, 9.0], [1.0, 1.0]])
+    """
     x = np.ascontiguousarray(x)
-    idx, dist, _, _, _ = _nearest(x, centers, accumulate=False)
+    idx, dist, _, _, _ = _nearest(x, center_sets, accumulate=False)
     return idx, dist
 
 
@@ -113,14 +149,42 @@ def lloyd_sums(x: Any, centers: Any) -> dict[str, Any]:
     >>> out["sums"].ravel().tolist(), out["counts"].tolist(), out["cost"]
     ([1.0, 10.0], [2, 1], 2.0)
     """
+    out = lloyd_sums_runs(x, np.asarray(centers)[None])
+    return {"sums": out["sums"][0], "counts": out["counts"][0], "cost": float(out["cost"][0])}
+
+
+def lloyd_sums_runs(x: Any, centers: Any) -> dict[str, Any]:
+    """:func:`lloyd_sums` for ``runs`` centre sets ``[runs, k, dim]`` in one pass over ``x``:
+    sums ``[runs, k, dim]``, counts ``[runs, k]`` and costs ``[runs]``.
+
+    Examples
+    --------
+    >>> out = lloyd_sums_runs(np.array([[0.0], [1.0], [10.0]]), np.array([[[0.0], [9.0]],
+    ...                                                                  [[1.0], [2.0]]]))
+    >>> out["counts"].tolist(), out["cost"].tolist()
+    ([[2, 1], [2, 1]], [2.0, 65.0])
+    """
     x = np.ascontiguousarray(x)
-    _, _, sums, counts, cost = _nearest(x, centers, accumulate=True)
-    return {"sums": sums, "counts": counts, "cost": cost}
+    runs, k, dim = np.shape(centers)
+    _, _, sums, counts, costs = _nearest(x, list(centers), accumulate=True)
+    return {"sums": sums.reshape(runs, k, dim), "counts": counts.reshape(runs, k), "cost": costs}
 
 
 def farthest(x: Any, centers: Any, m: int) -> dict[str, Any]:
     """The ``m`` rows farthest from their nearest centre (to re-seed empty clusters)."""
     _, dist = assign(x, centers)
+    return _top(x, dist, m)
+
+
+def farthest_runs(x: Any, center_sets: Sequence[Any], wanted: Sequence[int]) -> list[Any]:
+    """:func:`farthest` for several centre sets in one pass; ``None`` where ``wanted`` is 0."""
+    if not any(wanted):
+        return [None] * len(wanted)
+    _, dist = assign_runs(x, center_sets)
+    return [_top(x, dist[:, r], m) if m else None for r, m in enumerate(wanted)]
+
+
+def _top(x: Any, dist: Any, m: int) -> dict[str, Any]:
     top = np.argpartition(dist, len(dist) - m)[-m:] if 0 < m < len(dist) else np.arange(len(dist))
     return {"far_points": x[top].astype(np.float64), "far_dist": dist[top].astype(np.float64)}
 

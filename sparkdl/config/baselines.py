@@ -65,6 +65,10 @@ class KMeansConfig:
     init_rounds: int = field(default=2, metadata={"min": 1})
     # candidates sampled per k-means|| round, as a multiple of k (Bahmani et al.'s l = 2k)
     oversampling: float = field(default=2.0, metadata={"min": 0.1})
+    # k-means|| initialisations, each followed by Lloyd; the lowest final cost is kept. All
+    # share their passes over the data. 10: scikit-learn's n_init for seedings that are not
+    # its greedy k-means++ (see README)
+    n_init: int = field(default=10, metadata={"min": 1})
     # blocks ("machines"); default: the cluster's task slots
     partitions: int | None = field(default=None, metadata={"min": 1})
     # barrier: one live barrier stage serves every iteration; jobs: one Spark job per iteration

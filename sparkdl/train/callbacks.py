@@ -23,7 +23,8 @@ def _clean(logs: dict[str, Any] | None) -> dict[str, float]:
 
 
 class EpochRecorder(tf.keras.callbacks.Callback):
-    """Keep the per-epoch history (after Horovod averaged the metrics) with timings.
+    """Keep the per-epoch history with timings: training metrics after Horovod averaged them,
+    ``val_*`` over every validation row (:class:`sparkdl.train.evaluation.ExactValidation`).
 
     ``seconds`` is the epoch itself (Keras's epoch begin to end); ``wall_seconds`` is the time
     since the previous epoch of this attempt ended (for its first epoch, since that began), so it

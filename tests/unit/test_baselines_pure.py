@@ -152,3 +152,25 @@ def test_plan_slices_covers_every_row_once() -> None:
         assert max(sizes) - min(sizes) <= 1
     with pytest.raises(ValueError, match="at least one row"):
         plan_slices([("a", 2)], 3)
+
+
+def test_one_pass_for_several_centre_sets_equals_one_pass_each() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(9_000, 3))  # three 4,096-row chunks
+    sets = [rng.normal(size=(k, 3)) for k in (4, 1, 6)]
+    idx, dist = ops.assign_runs(x, sets)
+    for r, c in enumerate(sets):
+        one_idx, one_dist = ops.assign(x, c)
+        np.testing.assert_array_equal(idx[:, r], one_idx)
+        np.testing.assert_allclose(dist[:, r], one_dist, rtol=1e-12, atol=1e-12)
+    stack = np.stack([rng.normal(size=(5, 3)) for _ in range(3)])
+    out = ops.lloyd_sums_runs(x, stack)
+    assert out["sums"].shape == (3, 5, 3) and out["counts"].shape == (3, 5)
+    for r in range(3):
+        one = ops.lloyd_sums(x, stack[r])
+        np.testing.assert_allclose(out["sums"][r], one["sums"], rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(out["counts"][r], one["counts"])
+        assert out["cost"][r] == pytest.approx(one["cost"], rel=1e-12)
+    far = ops.farthest_runs(x, list(stack), [2, 0, 1])
+    assert far[1] is None and len(far[0]["far_dist"]) == 2 and len(far[2]["far_dist"]) == 1
+    np.testing.assert_allclose(far[2]["far_dist"], ops.farthest(x, stack[2], 1)["far_dist"])
