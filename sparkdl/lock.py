@@ -3,17 +3,18 @@ baseline output and pipeline run folder.
 
 A lock is a small JSON file, ``<root>/_LOCK``, created atomically (``O_CREAT | O_EXCL`` on a
 local disk, Hadoop's ``FileSystem.create(path, overwrite=false)`` for ``hdfs://`` and other
-Hadoop URIs). It names its holder: user, host, pid, command, start time, and a refresh time that
-a background thread of the holder renews every quarter of the stale time while it is held. A
-second writer is refused with :class:`~sparkdl.errors.OutputLockedError` (exit 2) naming the
-holder, before it changes anything.
+Hadoop URIs; ``file:`` URIs are locked on the local disk, where Hadoop's create is not atomic).
+It names its holder: user, host, pid, command, start time, and a refresh time that a background
+thread of the holder renews every quarter of the stale time (at most every 60 s) while it is
+held. A second writer is refused with :class:`~sparkdl.errors.OutputLockedError` (exit 2)
+naming the holder, before it changes anything.
 
 A lock is stale, and taken over with a WARNING, when
 
 - its holder ran on this host and that process is gone (or its pid now belongs to a newer
   process), or
 - its holder ran on another host and has not refreshed it for ``SPARKDL_LOCK_STALE_S`` seconds
-  (default 600: a live holder refreshes it every 150 s, so clock skew or a slow file system
+  (default 600: a live holder refreshes it every 60 s, so clock skew or a slow file system
   up to minutes does not break a live lock).
 
 A process may hold the same lock more than once (the pipeline holds a baseline's output while

@@ -4,6 +4,7 @@ names the holder, and the first one finishes with its output intact."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -70,17 +71,20 @@ def held_elsewhere(tmp_path: Path) -> Iterator[Any]:
         proc.wait(timeout=10)
 
 
-def _raw(spark: Any, tmp: Path, rows: int) -> Path:
+@pytest.fixture(scope="module")
+def raw(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 generated raw rows (CSV) for the prepare tests."""
     from sparkdl.config import SparkdlConfig, load_config
     from sparkdl.data.generate import write_generated
 
+    out = tmp_path_factory.mktemp("locks") / "raw"
     cfg = load_config(
         SparkdlConfig,
         files=[REPO / "conf" / "local.yaml"],
-        overrides=[f"generate.output={tmp / 'raw'}", f"generate.rows={rows}"],
+        overrides=[f"generate.output={out}", "generate.rows=2000"],
     )
     write_generated(spark, cfg=cfg.generate)
-    return tmp / "raw"
+    return out
 
 
 def _wait_for(predicate: Any, *, timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
@@ -94,8 +98,7 @@ def _wait_for(predicate: Any, *, timeout: float, what: str, proc: subprocess.Pop
         time.sleep(0.02)
 
 
-def test_second_prepare_refused_while_first_runs(spark: Any, tmp_path: Path) -> None:
-    raw = _raw(spark, tmp_path, rows=4000)
+def test_second_prepare_refused_while_first_runs(spark: Any, tmp_path: Path, raw: Path) -> None:
     root = tmp_path / "prepared"
     args = _cli(
         "prepare",
@@ -137,7 +140,7 @@ def test_second_prepare_refused_while_first_runs(spark: Any, tmp_path: Path) -> 
     from sparkdl.data.dataset import open_dataset
 
     ds = open_dataset(spark, str(root))
-    assert ds.manifest["rows"]["input"] == 4000
+    assert ds.manifest["rows"]["input"] == 2000
     assert sum(ds.rows(s) for s in ds.manifest["splits"]) == ds.manifest["rows"]["valid"]
     assert not (root / LOCK_NAME).exists()
     assert not list(staging.iterdir())  # the first run's staging became its version
@@ -251,3 +254,31 @@ def test_hadoop_store_locks_through_the_file_system(spark: Any, tmp_path: Path) 
     with OutputLock(root, what="prepare.output", store=HadoopStore(spark)):
         content = json.loads((tmp_path / "data" / LOCK_NAME).read_text())
         assert content["host"] == socket.gethostname()
+
+
+def test_prepare_after_a_killed_run_takes_over_and_cleans_staging(
+    spark: Any, tmp_path: Path, raw: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sparkdl.config import SparkdlConfig, load_config
+    from sparkdl.data.dataset import open_dataset
+    from sparkdl.data.prepare import run_prepare
+
+    root = tmp_path / "prepared"
+    # A run killed with SIGKILL: its lock (a dead pid on this host) and staging folder remain.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    leftover = root / "_staging" / "20261122T000000-deadbeef"
+    leftover.mkdir(parents=True)
+    (leftover / "part-0.parquet").write_bytes(b"half written")
+    (root / LOCK_NAME).write_text(replace(current_holder(what="x"), pid=dead.pid).to_json())
+    cfg = load_config(
+        SparkdlConfig,
+        files=[REPO / "conf" / "local.yaml"],
+        overrides=[f"prepare.input.path={raw}", f"prepare.output={root}"],
+    )
+    with caplog.at_level(logging.WARNING):
+        result = run_prepare(spark, cfg=cfg.prepare)
+    assert f"its process {dead.pid} on this host is gone" in caplog.text
+    assert f"removing {leftover.as_uri().replace('file:///', 'file:/')} left by an" in caplog.text
+    assert not leftover.exists() and not (root / LOCK_NAME).exists()
+    assert open_dataset(spark, str(root)).manifest["version"] == result.version
