@@ -243,13 +243,20 @@ def run_command(name: str, args: argparse.Namespace) -> int:
 
 def _run(name: str, args: argparse.Namespace) -> int:
     """The body of :func:`run_command`: config, session, command, summary."""
+    from sparkdl.interrupts import InterruptGuard
     from sparkdl.session import build_session, stop_session
 
     command = COMMANDS[name]
     cfg = config_from_args(args)
     spark = build_session(cfg.spark, launch=cfg.launch if command.training else None)
     try:
-        summary, ok = command.run(spark, cfg, args)
+        # Ctrl-C or SIGTERM cancels the command's Spark jobs and ends it with exit 130.
+        with InterruptGuard(spark.sparkContext, what=f"sparkdl {name}") as guard:
+            try:
+                summary, ok = command.run(spark, cfg, args)
+            except Exception as exc:
+                guard.check(exc)
+                raise
     finally:
         stop_session(spark)
     print(summary)

@@ -18,7 +18,7 @@ import pytest
 
 from sparkdl.config import SparkdlConfig, load_config
 from sparkdl.errors import BadInputError, RunInterruptedError
-from sparkdl.train.attempts import InterruptGuard
+from sparkdl.interrupts import InterruptGuard
 from sparkdl.train.runner import run_training
 from tests.integration.datasets import REPO, generate_and_prepare
 
