@@ -202,13 +202,13 @@ def check_identity() -> Check:
 def check_spark_session() -> Check:
     """Start a local[1] JVM and run one tiny job."""
     from sparkdl.config import SparkConfig
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
 
     try:
         spark = build_session(SparkConfig(cores=1, app_name="sparkdl-doctor", log_level="ERROR"))
         n = spark.range(10).count()
         version = spark.version
-        spark.stop()
+        stop_session(spark)  # only a session doctor started itself
     except Exception as exc:
         return Check(
             "spark session",
