@@ -64,6 +64,14 @@ def _allreduce(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace
 
 
 def _sgd(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.lock import output_lock
+
+    # held across the fit and the comparison, which writes compare.md next to the model
+    with output_lock(cfg.sgd.output, what="sgd.output", spark=spark):
+        return _sgd_locked(spark, cfg, args)
+
+
+def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
     from sparkdl.baselines.sgd import run_parallel_sgd
 
     r = run_parallel_sgd(spark, cfg=cfg.sgd)
@@ -81,6 +89,13 @@ def _sgd(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> O
 
 
 def _kmeans(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+    from sparkdl.lock import output_lock
+
+    with output_lock(cfg.kmeans.output, what="kmeans.output", spark=spark):
+        return _kmeans_locked(spark, cfg, args)
+
+
+def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
     from sparkdl.baselines.kmeans import run_kmeans
 
     r = run_kmeans(spark, cfg=cfg.kmeans)

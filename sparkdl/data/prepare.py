@@ -265,7 +265,13 @@ def _prepare_locked(
         with _timed("fit", timings):
             stats, distinct = _statistics(rows_of("train"), cfg)
             fitted = fit_featurizer(
-                rows_of("train"), columns=cfg.columns, cfg=cfg.featurize, distinct=distinct
+                rows_of("train"),
+                columns=cfg.columns,
+                cfg=cfg.featurize,
+                distinct=distinct,
+                # the statistics pass counted them: no second pass for the empty-column check
+                non_null={c: s["count"] for c, s in stats["numeric"].items()},
+                rows=stats["rows"],
             )
             fitted.model.write().overwrite().save(f"{staging}/featurizer")
 
