@@ -15,6 +15,7 @@ from sparkdl.baselines.kmeans import KMeansResult, run_kmeans
 from sparkdl.baselines.sgd import SGDResult, run_parallel_sgd
 from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig, SGDConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
+from sparkdl.errors import BadInputError, ClusterMisfitError
 from tests.integration.datasets import generate_and_prepare, prepare_frame, prepare_sklearn_set
 
 pytestmark = pytest.mark.integration
@@ -197,11 +198,14 @@ def test_sgd_rerun_and_recovery_from_a_failed_task_give_identical_weights(
 
 
 def test_bad_settings_are_refused_with_the_fix(spark: Any, generated: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="lower the partitions setting or choose engine=jobs"):
+    # the cluster must change (exit 2), not the data: a ClusterMisfitError
+    with pytest.raises(
+        ClusterMisfitError, match="lower the partitions setting or choose engine=jobs"
+    ):
         _sgd(spark, generated, tmp_path / "x", partitions=3)
-    with pytest.raises(ValueError, match="is a classification task"):
+    with pytest.raises(BadInputError, match="is a classification task"):
         _sgd(spark, generated, tmp_path / "y", model="linear")
-    with pytest.raises(ValueError, match=r"lower kmeans\.k"):
+    with pytest.raises(BadInputError, match=r"lower kmeans\.k"):
         run_kmeans(spark, cfg=KMeansConfig(dataset=generated, output=str(tmp_path / "z"), k=10**6))
 
 
