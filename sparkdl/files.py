@@ -31,6 +31,20 @@ def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
         raise
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically: a new sibling, then a rename over ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+    >>> write_text(p, "hello"); p.read_text()
+    'hello'
+    """
+    with _atomic(path, "w") as fh:
+        fh.write(text)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a temp file in the same folder, then a rename.
 

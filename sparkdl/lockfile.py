@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sparkdl.errors import BadInputError
+from sparkdl.files import write_text
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -197,9 +198,7 @@ class LocalStore:
 
     def replace(self, path: str, text: str) -> None:
         """Write a sibling and rename it over ``path``."""
-        tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-        Path(tmp).write_text(text)
-        os.replace(tmp, path)
+        write_text(Path(path), text)
 
     def delete(self, path: str) -> None:
         """Delete ``path`` if present."""

@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sparkdl.errors import BadInputError, InfraError
+from sparkdl.files import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ def _publish_lock(base: Path) -> Iterator[None]:
 
 
 def _write_atomic(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}"
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(doc, indent=1))
 
 
 def claim_fence(root: str, *, attempt: int) -> Fence:
