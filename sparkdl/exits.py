@@ -70,12 +70,21 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _is_spark_failure(exc: BaseException) -> bool:
-    """A failed Spark job or a lost JVM (Py4J), as opposed to an analysis error of our query."""
+    """A failed Spark job (``SparkException``: lost executors, failed stages) or a lost JVM,
+    as opposed to a Py4J error from a wrong call, which is a bug (exit 1)."""
     try:
-        from py4j.protocol import Py4JError
+        from py4j.protocol import Py4JJavaError, Py4JNetworkError
     except ImportError:  # pragma: no cover - py4j ships with pyspark
         return False
-    return isinstance(exc, Py4JError)
+    if isinstance(exc, Py4JNetworkError):
+        return True
+    if not isinstance(exc, Py4JJavaError):
+        return False
+    try:
+        name = exc.java_exception.getClass().getName()
+    except Exception:  # the JVM went away while the error was read
+        return True
+    return name == "org.apache.spark.SparkException"
 
 
 def describe(exc: BaseException) -> str:

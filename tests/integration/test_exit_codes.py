@@ -146,3 +146,16 @@ def test_sigterm_exits_130(repo: Path, tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     assert "sparkdl generate: interrupted" in err
+
+
+def test_failed_spark_job_is_infrastructure_but_a_bad_jvm_call_is_a_bug(spark: Any) -> None:
+    from py4j.protocol import Py4JJavaError
+
+    from sparkdl.exits import exit_code_for
+
+    with pytest.raises(Py4JJavaError) as job:
+        spark.sparkContext.parallelize([1], 1).map(lambda x: x // 0).collect()
+    assert exit_code_for(job.value) == 3  # org.apache.spark.SparkException: a failed stage
+    with pytest.raises(Py4JJavaError, match="IndexOutOfBounds") as call:
+        spark.sparkContext._jvm.java.util.ArrayList().get(5)
+    assert exit_code_for(call.value) == 1  # a wrong JVM call is our bug, not the cluster's
