@@ -103,8 +103,8 @@ def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Names
     summary = (
         f"k-means k={cfg.kmeans.k} on {r.rows} rows: {r.iterations} iterations "
         f"({'converged' if r.converged else 'max_iter reached'}), {scores}, "
-        f"{r.iterations_s / max(r.passes, 1):.3f} s per Lloyd pass (all {cfg.kmeans.n_init} "
-        f"starts); model and metrics.json in {r.output}"
+        f"{r.iterations_s / max(r.passes, 1):.3f} s per Lloyd pass ({cfg.kmeans.n_init} "
+        f"starts raced); model and metrics.json in {r.output}"
     )
     if cfg.kmeans.compare or getattr(args, "compare", False):
         from sparkdl.baselines.compare import compare_kmeans

@@ -9,6 +9,9 @@ nearest centre (one matrix product) and returns per-centre sums and counts, the 
 block's farthest points; a tree reduction merges them. A cluster that ends up empty is moved to
 the farthest point not already used. Random draws are keyed by (seed, partition, round), so
 results do not depend on scheduling or task retries.
+
+``kmeans.n_init`` initialisations share every pass, and race (:mod:`sparkdl.baselines.lloyd`);
+the lowest final cost is kept.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import numpy as np
 
 from sparkdl.baselines import kmeans_ops as ops
 from sparkdl.baselines.blocks import Block, plan_blocks
-from sparkdl.baselines.common import dataset_card, maybe_fail
+from sparkdl.baselines.common import dataset_card
 from sparkdl.baselines.engine import Engine, run_with_retries
-from sparkdl.config.baselines import BlockFaultConfig, KMeansConfig
+from sparkdl.baselines.lloyd import LloydRun, lloyd
+from sparkdl.config.baselines import KMeansConfig
 from sparkdl.errors import BadInputError
 from sparkdl.files import write_json, write_npz
 from sparkdl.lock import output_lock
@@ -57,8 +61,10 @@ class KMeansResult:
     n_init: int = 1
     best_init: int = 0
     final_costs: list[float] = field(default_factory=list)
-    # Lloyd passes over the data (every initialisation's iterations share them)
+    # Lloyd passes over the data (every initialisation's iterations share them) and, per
+    # initialisation, the pass after which it lost the race (0: it did not)
     passes: int = 0
+    raced_out: list[int] = field(default_factory=list)
 
 
 def _key(seed: int, run: int, *rest: int) -> list[int]:
@@ -105,21 +111,6 @@ def _sample(block: Block, arg: tuple[list[Any], Any, float, int, int]) -> list[A
 def _counts(block: Block, sets: list[Any]) -> list[Any]:
     idx, _ = ops.assign_runs(block.x, sets)
     return [np.bincount(idx[:, r], minlength=len(c)) for r, c in enumerate(sets)]
-
-
-def _lloyd(block: Block, arg: tuple[Any, BlockFaultConfig, int]) -> dict[str, Any]:
-    centers, fault, iteration = arg
-    maybe_fail(fault, partition=block.part, iteration=iteration)
-    return ops.lloyd_sums_runs(block.x, centers)
-
-
-def _far(block: Block, arg: tuple[list[Any], list[int]]) -> list[Any]:
-    sets, wanted = arg
-    return ops.farthest_runs(block.x, sets, wanted)
-
-
-def _merge_far_each(a: list[Any], b: list[Any]) -> list[Any]:
-    return [None if x is None else ops.merge_far(x, y) for x, y in zip(a, b, strict=True)]
 
 
 def _final(block: Block, arg: tuple[list[Any], int | None]) -> tuple[Any, list[Any]]:
@@ -173,51 +164,6 @@ def kmeans_parallel_init(
     ]
 
 
-@dataclass
-class LloydRun:
-    """One initialisation's Lloyd iterations: centres, cost per iteration, whether it
-    converged (no centre moved more than ``tol``) and the empty clusters re-seeded."""
-
-    centers: Any
-    costs: list[float] = field(default_factory=list)
-    iterations: int = 0
-    converged: bool = False
-    empty: int = 0
-
-
-def lloyd(engine: Engine, inits: list[Any], *, cfg: KMeansConfig) -> tuple[list[LloydRun], int]:
-    """Lloyd iterations from every initialisation at once; returns the runs and the passes.
-
-    One pass over each block gives the sums of every run still moving (one scan against all
-    their centres); a run leaves the pass once it converged.
-    """
-    runs = [LloydRun(centers=np.asarray(c, dtype=np.float64)) for c in inits]
-    passes = 0
-    for it in range(1, cfg.max_iter + 1):
-        active = [r for r in runs if not r.converged]
-        if not active:
-            break
-        passes = it
-        stack = np.stack([r.centers for r in active])
-        total = engine.map_reduce(_lloyd, (stack, cfg.fault, it - 1), ops.merge_sums)
-        empties = [int(np.sum(c == 0)) for c in total["counts"]]
-        far = (
-            engine.map_reduce(_far, ([r.centers for r in active], empties), _merge_far_each)
-            if any(empties)
-            else [None] * len(active)
-        )
-        for i, run in enumerate(active):
-            part = {"sums": total["sums"][i], "counts": total["counts"][i]}
-            new = ops.update_centers(run.centers, part, far[i])
-            shift = float(np.sqrt(((new - run.centers) ** 2).sum(axis=1)).max())
-            run.centers, run.iterations = new, it
-            run.costs.append(float(total["cost"][i]))
-            run.empty += empties[i]
-            run.converged = shift <= cfg.tol and empties[i] == 0
-        logger.debug("Lloyd pass %d: %d runs, costs %s", it, len(active), total["cost"])
-    return runs, passes
-
-
 def best_run(
     engine: Engine, runs: list[LloydRun], *, classes: int | None
 ) -> tuple[int, list[float], dict[str, float]]:
@@ -265,6 +211,7 @@ def _cluster(
         best_init=best,
         final_costs=final_costs,
         passes=passes,
+        raced_out=[r.raced_out for r in runs],
     )
 
 
@@ -332,12 +279,13 @@ def _run_kmeans_locked(
     result.output = str(Path(cfg.output).resolve())
     metrics = result.metrics
     logger.info(
-        "k-means k=%d: best of %d initialisations (#%d, final costs %s): %d iterations (%s), "
-        "cost %.6g, %.3f s per Lloyd pass",
+        "k-means k=%d: best of %d initialisations (#%d, final costs %s; %d lost the race): "
+        "%d iterations (%s), cost %.6g, %.3f s per Lloyd pass",
         cfg.k,
         result.n_init,
         result.best_init,
         ", ".join(f"{c:.6g}" for c in result.final_costs),
+        sum(1 for r in result.raced_out if r),
         result.iterations,
         "converged" if result.converged else "max_iter reached",
         metrics["cost"],
@@ -379,6 +327,7 @@ def _write(result: KMeansResult, *, cfg: KMeansConfig, dataset: Any) -> None:
             "best_init": result.best_init,
             "final_cost_per_init": result.final_costs,
             "lloyd_passes": result.passes,
+            "raced_out_after_pass_per_init": result.raced_out,
             "iterations_s": result.iterations_s,
             # a pass serves every initialisation still iterating
             "seconds_per_iteration": result.iterations_s / max(result.passes, 1),

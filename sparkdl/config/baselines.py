@@ -69,6 +69,10 @@ class KMeansConfig:
     # share their passes over the data. 10: scikit-learn's n_init for seedings that are not
     # its greedy k-means++ (see README)
     n_init: int = field(default=10, metadata={"min": 1})
+    # restarts race (successive halving): after race_passes Lloyd passes the costlier half of
+    # the initialisations still in the race stops, again after twice as many passes, and so on
+    # until one is left. 0: every initialisation runs to the end, as in scikit-learn
+    race_passes: int = field(default=3, metadata={"min": 0})
     # blocks ("machines"); default: the cluster's task slots
     partitions: int | None = field(default=None, metadata={"min": 1})
     # barrier: one live barrier stage serves every iteration; jobs: one Spark job per iteration

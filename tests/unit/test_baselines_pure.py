@@ -174,3 +174,68 @@ def test_one_pass_for_several_centre_sets_equals_one_pass_each() -> None:
     far = ops.farthest_runs(x, list(stack), [2, 0, 1])
     assert far[1] is None and len(far[0]["far_dist"]) == 2 and len(far[2]["far_dist"]) == 1
     np.testing.assert_allclose(far[2]["far_dist"], ops.farthest(x, stack[2], 1)["far_dist"])
+
+
+class _TwoBlocks:
+    """The Engine protocol over two in-memory blocks (the barrier engine's merge: in order)."""
+
+    partitions = 2
+
+    def __init__(self, x: np.ndarray) -> None:
+        from sparkdl.baselines.blocks import Block
+
+        half = len(x) // 2
+        self.blocks = [Block(0, x[:half], None, {}), Block(1, x[half:], None, {})]
+        self.calls = 0
+
+    def map_reduce(self, fn, arg, merge):  # type: ignore[no-untyped-def]
+        from sparkdl.baselines.engine import fold
+
+        self.calls += 1
+        return fold([fn(b, arg) for b in self.blocks], merge)
+
+
+def _blobs_and_starts(runs: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    rng = np.random.default_rng(3)
+    truth = rng.normal(scale=6.0, size=(4, 2))
+    x = np.concatenate([c + rng.normal(size=(500, 2)) for c in truth])
+    # start 1 has two centres in one blob: a poor local optimum, clearly behind after 3 passes
+    starts = [truth + rng.normal(scale=0.3, size=truth.shape) for _ in range(runs)]
+    starts[1] = np.stack([truth[0], truth[0] + 0.1, truth[2], truth[3]])
+    return x, starts
+
+
+def test_restarts_race_by_halving_and_keep_the_start_that_wins_alone() -> None:
+    from sparkdl.baselines.lloyd import lloyd
+    from sparkdl.config.baselines import KMeansConfig
+
+    x, starts = _blobs_and_starts(5)
+    cfg = KMeansConfig(k=4, max_iter=30, tol=0.0)
+    raced, passes = lloyd(_TwoBlocks(x), starts, cfg=cfg)
+    alone, _ = lloyd(
+        _TwoBlocks(x), starts, cfg=KMeansConfig(k=4, max_iter=30, tol=0.0, race_passes=0)
+    )
+    # 5 -> 3 after pass 3 (the poor start among the two that stop); the other three then
+    # converge before the next rung at pass 6
+    assert raced[1].raced_out == 3 and sorted(r.raced_out for r in raced) == [0, 0, 0, 3, 3]
+    assert all(r.raced_out == 0 for r in alone) and passes < 6
+    for r, a in zip(raced, alone, strict=True):
+        # a run that lost stopped where it was; every path is the one it had alone
+        assert r.costs == a.costs[: len(r.costs)]
+        assert len(r.costs) == min(r.raced_out or len(a.costs), len(a.costs))
+    best_raced = min(raced, key=lambda r: r.costs[-1])
+    assert best_raced.costs[-1] == min(a.costs[-1] for a in alone)
+
+
+def test_halving_keeps_the_cheaper_half_rounded_up_and_ignores_those_out() -> None:
+    from sparkdl.baselines.lloyd import LloydRun, halve
+
+    runs = [LloydRun(centers=None, costs=[c]) for c in (5.0, 1.0, 3.0, 2.0, 4.0)]
+    halve(runs, passes=3)
+    assert [r.raced_out for r in runs] == [3, 0, 0, 0, 3]
+    halve(runs, passes=6)
+    assert [r.raced_out for r in runs] == [3, 0, 6, 0, 3]
+    halve(runs, passes=12)
+    assert [r.raced_out for r in runs] == [3, 0, 6, 12, 3]
+    halve(runs, passes=24)  # one left: the race is over
+    assert [r.raced_out for r in runs] == [3, 0, 6, 12, 3]
