@@ -1,180 +1,126 @@
-"""Atomic per-epoch checkpoints written by rank 0, fenced by attempt, read by the driver to resume.
+"""Atomic per-epoch checkpoints written by rank 0 to the store, read by the driver to resume.
 
-Layout of ``<output>/checkpoints``::
+Layout of ``<train.output>/checkpoints`` (a POSIX path or any URI of :mod:`sparkdl.store`)::
 
     epoch-0003/ckpt.*       tf.train.Checkpoint of the model and the optimizer state
-    checkpoint.json         the last complete checkpoint: epoch, folder, SHA-256 of each file,
-                            and the history up to that epoch; written last, replaced atomically
-    fence.json              the one attempt allowed to publish here: its number and launch id
-    .publish.lock           held (flock) while an attempt publishes or the driver moves the fence
+                            (epoch-0003-<launch>/ on object stores, which cannot rename folders)
+    checkpoint.json         the pointer: the last complete checkpoint's epoch, folder, SHA-256
+                            of each file and the history up to that epoch; written last
+    fence.json              the one attempt allowed to publish here (:mod:`sparkdl.train.fence`)
+    .publish.lock           held (flock) on mounted stores while an attempt publishes
 
-A checkpoint folder is written under a temporary name and renamed when complete, so a crash
-mid-write leaves ``checkpoint.json`` pointing at the previous one.
-
-The driver writes a new fence before each attempt starts (:func:`claim_fence`). Everything a rank
-publishes into ``train.output`` (a checkpoint's rename, the pointer, the pruning of older
-checkpoints, the exported model) happens under the lock and only while the fence still names the
-rank's own attempt (:func:`fenced`): the ranks of an attempt that was given up, and that live on
-for a while, can no longer write into, or prune, the folders the next attempt resumes from.
+Rank 0 writes each checkpoint into its node's staging folder, copies it to the store (under a
+temporary name that is renamed when complete, where the store can rename) and then, while the
+fence names its attempt, writes the pointer and prunes older checkpoints. A crash mid-write
+leaves the pointer naming the previous checkpoint. On resume rank 0 copies the checkpoint back
+to its node (it may be another node than the one that wrote it) and checks every checksum
+before restoring; the driver checks the pointer, and on a mounted store the checksums too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import logging
-import shutil
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparkdl.errors import BadInputError, InfraError
-from sparkdl.files import write_text
+from sparkdl.errors import BadInputError
+from sparkdl.store import Store
+from sparkdl.store.arrow import ArrowStore
+from sparkdl.store.uri import parse_location
+from sparkdl.train.fence import (
+    FENCE,
+    LOCK,
+    NO_FENCE,
+    Fence,
+    FencedError,
+    as_store,
+    claim_fence,
+    fenced,
+)
+
+__all__ = [
+    "FENCE",
+    "LOCK",
+    "MANIFEST",
+    "NO_FENCE",
+    "CheckpointInfo",
+    "Fence",
+    "FencedError",
+    "claim_fence",
+    "fenced",
+    "fetch_checkpoint",
+    "latest_checkpoint",
+    "publish_folder",
+    "restore_checkpoint",
+    "sync_folder",
+    "write_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "checkpoint.json"
-FENCE = "fence.json"
-LOCK = ".publish.lock"
-_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+# a published folder's files and their SHA-256, written last (the model, on object stores)
+FILES = "_sparkdl_files.json"
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """The last complete checkpoint: resume after ``epoch`` from ``path``."""
+    """The last complete checkpoint: resume after ``epoch``.
+
+    ``path`` is the checkpoint's prefix on the store (a local path on a mounted store, else a
+    URI); ``root``, ``folder`` and ``files`` (name to SHA-256) let a rank on any node copy it.
+    """
 
     epoch: int
     path: str
     history: list[dict[str, float]]
-
-
-@dataclass(frozen=True)
-class Fence:
-    """The attempt allowed to publish under checkpoint root ``root`` (a plain, picklable value)."""
-
-    root: str
-    attempt: int
-    launch_id: str
-
-
-# A spec built without a fence: every publish through it is refused.
-NO_FENCE = Fence(root="", attempt=-1, launch_id="")
-
-
-class FencedError(InfraError):
-    """A rank of an attempt that is no longer the current one tried to publish; it must stop."""
+    root: str = ""
+    folder: str = ""
+    files: dict[str, str] = field(default_factory=dict)
 
 
 def _digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` by its ``/``-separated relative name."""
     out = {}
-    for f in sorted(folder.iterdir()):
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         h = hashlib.sha256()
         with f.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-        out[f.name] = h.hexdigest()
+        out[f.relative_to(folder).as_posix()] = h.hexdigest()
     return out
 
 
-@contextlib.contextmanager
-def _publish_lock(base: Path) -> Iterator[None]:
-    """Hold the exclusive publish lock of ``base`` (a no-op where the file system has no locks)."""
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / LOCK, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except OSError as exc:
-            if exc.errno not in _NO_LOCKS:
-                raise
-            logger.warning(
-                "%s does not support file locks (%s): fence checks run unlocked", base, exc
-            )
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fh, fcntl.LOCK_UN)
+def _upload(store: ArrowStore, local: Path, rel: str, files: dict[str, str]) -> None:
+    for name in files:
+        store.put_file(local / name, f"{rel}/{name}")
 
 
-def _write_atomic(path: Path, doc: dict[str, Any]) -> None:
-    write_text(path, json.dumps(doc, indent=1))
-
-
-def claim_fence(root: str, *, attempt: int) -> Fence:
-    """Driver: make ``attempt`` the only one allowed to publish under ``root``; call it before
-    the attempt starts.
-
-    Waits for a publish in progress (an older attempt's rank 0 in the middle of a checkpoint) to
-    finish, so once this returns no older attempt can change ``root`` any more.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> claim_fence(root, attempt=1).attempt
-    1
-    """
-    fence = Fence(root=str(root), attempt=attempt, launch_id=uuid.uuid4().hex)
-    base = Path(root)
-    with _publish_lock(base):
-        _write_atomic(base / FENCE, {"attempt": attempt, "launch_id": fence.launch_id})
-    return fence
-
-
-@contextlib.contextmanager
-def fenced(fence: Fence) -> Iterator[None]:
-    """Hold the publish lock while ``fence`` is the current one; raise FencedError otherwise.
-
-    Raises
-    ------
-    FencedError
-        When the driver has moved the fence on (a later attempt, or another run): the caller's
-        attempt was given up and must not publish.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> old = claim_fence(tempfile.mkdtemp(), attempt=0)
-    >>> new = claim_fence(old.root, attempt=1)
-    >>> with fenced(old):  # doctest: +ELLIPSIS
-    ...     pass
-    Traceback (most recent call last):
-    sparkdl.train.checkpoint.FencedError: attempt 0 ... may not publish ...
-    """
-    if not fence.root:
-        raise FencedError("this rank was started without a checkpoint fence; it may not publish")
-    base = Path(fence.root)
-    with _publish_lock(base):
-        try:
-            current = json.loads((base / FENCE).read_text())
-        except (OSError, ValueError):
-            current = None
-        if current != {"attempt": fence.attempt, "launch_id": fence.launch_id}:
-            holder = (
-                f"attempt {current.get('attempt')} (launch {str(current.get('launch_id'))[:8]})"
-                if isinstance(current, dict)
-                else "no readable fence"
-            )
-            raise FencedError(
-                f"attempt {fence.attempt} (launch {fence.launch_id[:8]}) may not publish into "
-                f"{base}: {base / FENCE} names {holder}. The driver gave this attempt up; its "
-                "ranks stop without writing."
-            )
-        yield
+def _where(store: Store, rel: str) -> str:
+    loc = store.location.child(rel)
+    return loc.posix if loc.posix is not None else loc.uri
 
 
 def write_checkpoint(
-    checkpoint: Any, *, root: str, epoch: int, history: list[dict[str, float]], fence: Fence
+    checkpoint: Any,
+    *,
+    root: str,
+    epoch: int,
+    history: list[dict[str, float]],
+    fence: Fence,
+    staging: str | None = None,
 ) -> str:
-    """Write ``checkpoint`` (a ``tf.train.Checkpoint``) for ``epoch`` atomically; return its folder.
+    """Write ``checkpoint`` (a ``tf.train.Checkpoint``) for ``epoch`` to the store under
+    ``root``; return its folder.
 
-    The files are written under a temporary name; the rename, the pointer and the pruning of
-    older checkpoints happen only while ``fence`` is current (:func:`fenced`).
+    The files are written in ``staging`` (this node's temporary folder) and copied to the store;
+    the pointer and the pruning of older checkpoints happen only while ``fence`` is current.
 
     Raises
     ------
@@ -187,40 +133,57 @@ def write_checkpoint(
     >>> write_checkpoint(ckpt, root=fence.root, epoch=0, history=[], fence=fence)  # doctest: +SKIP
     'runs/x/checkpoints/epoch-0000'
     """
-    base = Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{fence.launch_id[:12]}-{epoch:04d}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        checkpoint.write(str(tmp / "ckpt"))
-        files = _digest(tmp)
-        final = base / f"epoch-{epoch:04d}"
-        with fenced(fence):
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-            doc = {"epoch": epoch, "folder": final.name, "files": files, "history": history}
-            _write_atomic(base / MANIFEST, doc)
-            _prune(base, keep=final.name, launch_id=fence.launch_id)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(final)
+    store = ArrowStore(root)
+    final = f"epoch-{epoch:04d}"
+    with tempfile.TemporaryDirectory(prefix="sparkdl-ckpt-", dir=staging) as tmpdir:
+        local = Path(tmpdir)
+        checkpoint.write(str(local / "ckpt"))
+        files = _digest(local)
+        if not store.renames_atomically:  # a folder of its own, named by the pointer only
+            final = f"{final}-{fence.launch_id[:8]}"
+            _upload(store, local, final, files)
+            with fenced(fence, store):
+                _point(store, epoch=epoch, folder=final, files=files, history=history)
+                _prune(store, keep=final, launch_id=fence.launch_id)
+            return _where(store, final)
+        tmp = f".tmp-{fence.launch_id[:12]}-{epoch:04d}-{uuid.uuid4().hex[:8]}"
+        try:
+            _upload(store, local, tmp, files)
+            with fenced(fence, store):
+                store.delete(final)
+                store.move(tmp, final)
+                _point(store, epoch=epoch, folder=final, files=files, history=history)
+                _prune(store, keep=final, launch_id=fence.launch_id)
+        finally:
+            store.delete(tmp)
+    return _where(store, final)
 
 
-def _prune(base: Path, *, keep: str, launch_id: str) -> None:
-    """Remove older checkpoints and temporary folders other launches left (under the lock)."""
-    for old in base.glob("epoch-*"):
-        if old.name < keep:
-            shutil.rmtree(old, ignore_errors=True)
-    for tmp in base.glob(".tmp-*"):
-        if not tmp.name.startswith(f".tmp-{launch_id[:12]}-"):
-            shutil.rmtree(tmp, ignore_errors=True)
+def _point(
+    store: Store, *, epoch: int, folder: str, files: dict[str, str], history: list[Any]
+) -> None:
+    doc = {"epoch": epoch, "folder": folder, "files": files, "history": history}
+    store.write_bytes(MANIFEST, json.dumps(doc, indent=1).encode())
 
 
-def publish_folder(save: Callable[[str], None], *, target: str, fence: Fence) -> str:
-    """Rank 0: ``save(path)`` into a temporary folder next to ``target``, then replace
-    ``target`` with it while ``fence`` is current (the exported model).
+def _prune(store: Store, *, keep: str, launch_id: str) -> None:
+    """Remove other checkpoints and temporary folders other launches left (while fenced)."""
+    mine = f".tmp-{launch_id[:12]}-"
+    for name in store.list_names():
+        other_epoch = name.startswith("epoch-") and name != keep
+        if other_epoch or (name.startswith(".tmp-") and not name.startswith(mine)):
+            store.delete(name)
+
+
+def publish_folder(
+    save: Callable[[str], None], *, target: str, fence: Fence, staging: str | None = None
+) -> str:
+    """Rank 0: ``save(path)`` into this node's staging folder, copy it to the store, then
+    replace ``target`` with it while ``fence`` is current (the exported model).
+
+    Where the store can rename, the copy goes to a temporary sibling that is renamed over
+    ``target``; on an object store the files are copied into ``target`` and their list
+    (``_sparkdl_files.json``, with checksums) is written last.
 
     Raises
     ------
@@ -232,53 +195,122 @@ def publish_folder(save: Callable[[str], None], *, target: str, fence: Fence) ->
     >>> publish_folder(model.save, target="runs/x/model", fence=fence)  # doctest: +SKIP
     'runs/x/model'
     """
-    final = Path(target)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{fence.launch_id[:12]}-{uuid.uuid4().hex[:8]}"
-    try:
-        save(str(tmp))
-        with fenced(fence):
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(final)
+    parent, name = parse_location(target).parent()
+    store = ArrowStore(parent)
+    with tempfile.TemporaryDirectory(prefix="sparkdl-publish-", dir=staging) as tmpdir:
+        local = Path(tmpdir) / name
+        save(str(local))
+        files = _digest(local)
+        listing = json.dumps({"files": files}, indent=1).encode()
+        if not store.renames_atomically:
+            with fenced(fence):
+                store.delete(name)
+                _upload(store, local, name, files)
+                store.write_bytes(f"{name}/{FILES}", listing)
+            return _where(store, name)
+        tmp = f".{name}.tmp-{fence.launch_id[:12]}-{uuid.uuid4().hex[:8]}"
+        try:
+            _upload(store, local, tmp, files)
+            store.write_bytes(f"{tmp}/{FILES}", listing)
+            with fenced(fence):
+                old = f".{name}.old-{uuid.uuid4().hex[:8]}"
+                if store.exists(name):
+                    store.move(name, old)
+                store.move(tmp, name)
+                store.delete(old)
+        finally:
+            store.delete(tmp)
+    return _where(store, name)
 
 
-def latest_checkpoint(root: str) -> CheckpointInfo | None:
-    """Return the last complete, checksum-verified checkpoint under ``root``, if any.
+def sync_folder(local: str, *, target: str, fence: Fence) -> int:
+    """Rank 0: copy every file under local folder ``local`` to ``target`` on the store while
+    ``fence`` is current (TensorBoard's event files, after each epoch); return the files copied.
+
+    Raises
+    ------
+    FencedError
+        When ``fence`` is no longer current; nothing is copied.
+    """
+    store = ArrowStore(target)
+    base = Path(local)
+    files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
+    with fenced(fence):
+        for f in files:
+            store.put_file(f, f.relative_to(base).as_posix())
+    return len(files)
+
+
+def latest_checkpoint(root: str | Store) -> CheckpointInfo | None:
+    """Return the last complete checkpoint under ``root``, if any (the driver, before an
+    attempt: ``root`` is then its Hadoop store).
 
     Raises
     ------
     BadInputError
-        When ``checkpoint.json`` cannot be read, or names files that are missing or whose
-        checksum differs.
+        When ``checkpoint.json`` cannot be read, or names files that are missing (or, on a
+        mounted store, whose checksum differs).
 
     Examples
     --------
     >>> latest_checkpoint("runs/none") is None
     True
     """
-    manifest = Path(root) / MANIFEST
-    if not manifest.exists():
+    store = as_store(root)
+    if not store.exists(MANIFEST):
         return None
+    manifest = _where(store, MANIFEST)
     fix = "Delete the checkpoints folder to start over, or restore it."
     try:
-        doc = json.loads(manifest.read_text())
-        folder = Path(root) / doc["folder"]
+        doc = json.loads(store.read_bytes(MANIFEST))
+        folder, files = str(doc["folder"]), dict(doc["files"])
         epoch, history = int(doc["epoch"]), list(doc["history"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"checkpoint pointer {manifest} is damaged ({exc}). {fix}") from exc
-    if not folder.is_dir() or _digest(folder) != doc.get("files"):
+    local = store.local_path(folder)
+    present = (
+        local.is_dir() and _digest(local) == files
+        if local is not None
+        else set(files) <= set(store.list_names(folder))
+    )
+    if not present:
         raise BadInputError(
-            f"checkpoint {folder} does not match the checksums in {manifest}: it was changed or "
-            f"damaged. {fix}"
+            f"checkpoint {_where(store, folder)} does not match the checksums in {manifest}: it "
+            f"was changed or damaged. {fix}"
         )
-    return CheckpointInfo(epoch=epoch, path=str(folder / "ckpt"), history=history)
+    return CheckpointInfo(
+        epoch=epoch,
+        path=f"{_where(store, folder)}/ckpt",
+        history=history,
+        root=store.uri,
+        folder=folder,
+        files=files,
+    )
+
+
+def fetch_checkpoint(info: CheckpointInfo, *, staging: str) -> str:
+    """Rank 0: copy checkpoint ``info`` to this node's ``staging`` folder, check every file's
+    SHA-256, and return the local prefix to restore from.
+
+    Raises
+    ------
+    BadInputError
+        When a file is missing or its checksum differs from the pointer's.
+    """
+    store = ArrowStore(info.root)
+    local = Path(tempfile.mkdtemp(prefix="sparkdl-resume-", dir=staging))
+    fix = "Delete the checkpoints folder to start over, or restore it."
+    try:
+        for name in info.files:
+            store.get_file(f"{info.folder}/{name}", local / name)
+    except FileNotFoundError as exc:
+        raise BadInputError(f"cannot resume from checkpoint {info.path}: {exc}. {fix}") from exc
+    if _digest(local) != info.files:
+        raise BadInputError(
+            f"checkpoint {info.path} copied to this node does not match the checksums of "
+            f"{MANIFEST}: it was changed or damaged. {fix}"
+        )
+    return str(local / "ckpt")
 
 
 def restore_checkpoint(checkpoint: Any, *, path: str, required: bool) -> bool:

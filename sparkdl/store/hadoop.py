@@ -1,0 +1,115 @@
+"""The store as the driver sees it: Spark's Hadoop file system over an output location.
+
+The driver's Hadoop configuration holds the cluster's credentials and default file system, so
+the driver writes and reads its part of every output (``metrics.json``, ``run.json``, the
+checkpoint fence, the baselines' models) through it; the ranks use :mod:`sparkdl.store.arrow`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.data.fs import HadoopFS
+from sparkdl.errors import InfraError
+from sparkdl.store.uri import Location, parse_location
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+class HadoopStore:
+    """File operations under one output location, through the driver's Hadoop FileSystem.
+
+    The same methods as :class:`sparkdl.store.arrow.ArrowStore`.
+
+    Examples
+    --------
+    >>> store = HadoopStore(spark, "file:///tmp/runs/a")  # doctest: +SKIP
+    >>> store.write_bytes("metrics.json", b"{}")  # doctest: +SKIP
+    """
+
+    def __init__(self, spark: SparkSession, root: str | Location) -> None:
+        self.location = root if isinstance(root, Location) else parse_location(root)
+        self._hfs = HadoopFS(spark)
+        self._jvm = spark.sparkContext._jvm
+
+    @property
+    def uri(self) -> str:
+        """The root's URI."""
+        return self.location.uri
+
+    def _uri(self, rel: str = "") -> str:
+        loc = self.location.child(rel) if rel else self.location
+        return f"file://{loc.path}" if loc.scheme == "" else loc.uri
+
+    def local_path(self, rel: str = "") -> Path | None:
+        """``rel`` as a POSIX path when the store is a mounted file system, else None."""
+        posix = (self.location.child(rel) if rel else self.location).posix
+        return Path(posix) if posix is not None else None
+
+    def _guard(self, what: str, rel: str, call: Any) -> Any:
+        try:
+            return call()
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # Py4J carries the Hadoop IOException
+            if "FileNotFoundException" in str(exc):
+                raise FileNotFoundError(self._uri(rel)) from exc
+            raise InfraError(
+                f"cannot {what} {self._uri(rel)}: {str(exc).splitlines()[0][:300]}. Check that "
+                "the store is writable by the driver's user and has space"
+            ) from exc
+
+    def exists(self, rel: str = "") -> bool:
+        """Whether ``rel`` exists (file or folder)."""
+        return bool(self._guard("read", rel, lambda: self._hfs.exists(self._uri(rel))))
+
+    def read_bytes(self, rel: str) -> bytes:
+        """The whole content of file ``rel`` (FileNotFoundError when it does not exist)."""
+        uri = self._uri(rel)
+
+        def read() -> bytes:
+            path = self._jvm.org.apache.hadoop.fs.Path(uri)
+            stream = self._hfs._fs(uri).open(path)
+            try:
+                return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+            finally:
+                stream.close()
+
+        return self._guard("read", rel, read)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write file ``rel`` atomically (temporary sibling renamed over it)."""
+        uri = self._uri(rel)
+
+        def write() -> None:
+            path = self._jvm.org.apache.hadoop.fs.Path(uri)
+            fs = self._hfs._fs(uri)
+            fs.mkdirs(path.getParent())
+            tmp = self._jvm.org.apache.hadoop.fs.Path(f"{uri}.__tmp__")
+            out = fs.create(tmp, True)
+            try:
+                out.write(bytearray(data))
+            finally:
+                out.close()
+            self._hfs.rename(str(tmp.toString()), uri, overwrite=True)
+
+        self._guard("write", rel, write)
+
+    def list_names(self, rel: str = "") -> list[str]:
+        """The names directly under folder ``rel`` (empty when it does not exist), sorted."""
+        uri = self._uri(rel)
+
+        def names() -> list[str]:
+            if not self._hfs.exists(uri):
+                return []
+            fs = self._hfs._fs(uri)
+            statuses = fs.listStatus(self._jvm.org.apache.hadoop.fs.Path(uri))
+            return sorted(str(s.getPath().getName()) for s in statuses)
+
+        return self._guard("list", rel, names)
+
+    def delete(self, rel: str) -> None:
+        """Delete file or folder ``rel`` (recursively); nothing when it does not exist."""
+        self._guard("delete", rel, lambda: self._hfs.delete(self._uri(rel)))
