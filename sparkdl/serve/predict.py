@@ -8,13 +8,11 @@ data, with the featurizer fitted then.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.serve import PredictConfig
@@ -50,27 +48,24 @@ class ModelInfo:
 
 
 def model_info(path: str) -> ModelInfo:
-    """Read a trained model folder's ``sparkdl_model.json``.
+    """Read a trained model folder's card (``sparkdl_model.json``; a path or a store URI).
 
     Raises
     ------
-    ValueError
+    BadInputError
         When the folder is not a model written by ``sparkdl train``.
     """
-    meta_path = Path(path) / "sparkdl_model.json"
-    if not meta_path.is_file():
-        raise BadInputError(
-            f"{path} has no sparkdl_model.json: it is not a model written by `sparkdl train`; "
-            "point evaluate.model / predict.model at <train.output>/model"
-        )
-    meta = json.loads(meta_path.read_text())
-    featurizer = str(meta["featurizer"])
+    from sparkdl.store import parse_location
+    from sparkdl.train.card import read_card
+
+    loc = parse_location(path, key="model")
+    card = read_card(loc.uri)
     return ModelInfo(
-        path=str(Path(path).resolve()),
-        featurizer=featurizer,
-        dataset_version_path=featurizer.rsplit("/", 1)[0],
-        feature_dim=int(meta["feature_dim"]),
-        label_values=[str(v) for v in meta.get("label_values") or []],
+        path=loc.uri,
+        featurizer=card.featurizer,
+        dataset_version_path=card.featurizer.rsplit("/", 1)[0],
+        feature_dim=card.feature_dim,
+        label_values=card.label_values,
     )
 
 
@@ -80,7 +75,10 @@ def _load(path: str) -> Any:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
-        model = tf.keras.models.load_model(path, compile=False)
+        from sparkdl.train.card import local_model
+
+        # a model on a remote store is copied to this node first (TensorFlow reads local files)
+        model = tf.keras.models.load_model(local_model(path), compile=False)
         _MODELS[path] = model
     return model
 
@@ -148,13 +146,11 @@ def featurize_raw(spark: SparkSession, *, raw: Any, dataset: PreparedDataset) ->
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from sparkdl.config.data import ColumnsConfig
-    from sparkdl.config.loader import load_section
     from sparkdl.data.featurize import LABEL, apply_featurizer
     from sparkdl.data.sources import read_raw
     from sparkdl.data.validate import REASON, parse_valid, tag_defects
 
-    columns = load_section(ColumnsConfig, dataset.manifest["config"]["columns"])
+    columns = dataset.manifest.columns
     source = read_raw(spark, source=raw, columns=columns, label_optional=True)
     tagged = tag_defects(source.frame, columns=columns, typed=source.typed)
     valid = parse_valid(tagged.where(F.col(REASON).isNull()), columns=columns)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sparkdl.interrupts import InterruptGuard
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
 from sparkdl.launch.child import input_error_in
+from sparkdl.store import Store
 from sparkdl.train.checkpoint import claim_fence, latest_checkpoint
 from sparkdl.train.precheck import check_model_function
 from sparkdl.train.worker import WorkerSpec, train_rank
@@ -79,6 +80,7 @@ def run_attempts(
     max_attempts: int,
     on_report: Callable[[str, Any], None] | None = None,
     heartbeat_timeout_s: float | None = None,
+    checkpoints: Store | None = None,
 ) -> Attempts:
     """Run :func:`~sparkdl.train.worker.train_rank` on the ranks until one attempt succeeds.
 
@@ -97,6 +99,8 @@ def run_attempts(
     >>> run_attempts(sc, launcher, spec, max_attempts=3).attempts  # doctest: +SKIP
     1
     """
+    # the driver reads and fences the checkpoints through its own store (Spark's Hadoop FS)
+    where = checkpoints or base.checkpoint_dir
     model = base.train.model
     if model.kind == "custom" and model.function:  # the same on every rank: check it here
         check_model_function(model.function)
@@ -104,13 +108,11 @@ def run_attempts(
         for attempt in range(max_attempts):
             guard.check()
             # From here on no older attempt can publish a checkpoint: resume from what is there.
-            fence = claim_fence(base.checkpoint_dir, attempt=attempt)
+            fence = claim_fence(where, attempt=attempt)
             spec = replace(base, attempt=attempt, fence=fence)
-            ckpt = latest_checkpoint(base.checkpoint_dir)
+            ckpt = latest_checkpoint(where)
             if ckpt is not None:
-                spec = replace(
-                    spec, resume_path=ckpt.path, resume_epoch=ckpt.epoch, history=ckpt.history
-                )
+                spec = replace(spec, resume=ckpt, resume_epoch=ckpt.epoch, history=ckpt.history)
                 logger.info(
                     "attempt %d resumes after epoch %d from %s", attempt + 1, ckpt.epoch, ckpt.path
                 )

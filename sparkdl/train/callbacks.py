@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from sparkdl.config.train import FaultConfig
 from sparkdl.launch.watch import HEARTBEAT_SCOPE, REPORT_SCOPE, send
-from sparkdl.train.checkpoint import Fence, write_checkpoint
+from sparkdl.train.checkpoint import Fence, sync_folder, write_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +60,47 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
     this attempt up, the write raises FencedError and training on this rank stops.
     """
 
-    def __init__(self, *, fence: Fence, history: list[dict[str, float]], optimizer: Any) -> None:
+    def __init__(
+        self,
+        *,
+        fence: Fence,
+        history: list[dict[str, float]],
+        optimizer: Any,
+        staging: str | None = None,
+    ) -> None:
         super().__init__()
         self.fence = fence
         self.history = history
         self.optimizer = optimizer
+        self.staging = staging
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         path = write_checkpoint(
-            ckpt, root=self.fence.root, epoch=epoch, history=list(self.history), fence=self.fence
+            ckpt,
+            root=self.fence.root,
+            epoch=epoch,
+            history=list(self.history),
+            fence=self.fence,
+            staging=self.staging,
         )
         logger.info("checkpoint for epoch %d written to %s", epoch, path)
+
+
+class EventSync(tf.keras.callbacks.Callback):
+    """Rank 0: copy TensorBoard's event files from this node to the store after every epoch
+    and at the end of training (fenced like the checkpoints). Keras's TensorBoard callback,
+    which runs before this one, writes them locally: TensorBoard cannot write to every store."""
+
+    def __init__(self, local: str, *, target: str, fence: Fence) -> None:
+        super().__init__()
+        self.local, self.target, self.fence = local, target, fence
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        sync_folder(self.local, target=self.target, fence=self.fence)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        sync_folder(self.local, target=self.target, fence=self.fence)
 
 
 class ProgressReporter(tf.keras.callbacks.Callback):

@@ -12,7 +12,6 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.loader import to_dict
@@ -21,11 +20,14 @@ from sparkdl.config.train import TrainConfig
 from sparkdl.data.dataset import PreparedDataset, open_dataset
 from sparkdl.data.publish import config_hash
 from sparkdl.errors import BadInputError
-from sparkdl.files import write_json
 from sparkdl.launch.barrier import BarrierLauncher
 from sparkdl.launch.preflight import preflight
 from sparkdl.lock import output_lock
+from sparkdl.store import Store, parse_location
+from sparkdl.store.check import check_output
+from sparkdl.store.hadoop import HadoopStore
 from sparkdl.train.attempts import run_attempts
+from sparkdl.train.card import ModelCard
 from sparkdl.train.data import petastorm_url, steps_per_epoch
 from sparkdl.train.worker import WorkerSpec
 
@@ -65,7 +67,7 @@ def split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) ->
     >>> split_steps(ds, "train", workers=2, batch=256)  # doctest: +SKIP
     312
     """
-    if split not in ds.manifest["splits"]:
+    if split not in ds.manifest.splits:
         return 0
     return steps_per_epoch(ds.rank_rows(split, workers), batch)
 
@@ -84,25 +86,23 @@ def eval_rows(ds: PreparedDataset, split: str, *, workers: int) -> int:
     >>> eval_rows(ds, "test", workers=2)  # doctest: +SKIP
     181
     """
-    if split not in ds.manifest["splits"] or not ds.rows(split):
+    if split not in ds.manifest.splits or not ds.rows(split):
         return 0
     return sum(ds.rank_rows(split, workers))
 
 
-def _check_run_identity(out: Path, identity: dict[str, Any]) -> None:
+def _check_run_identity(out: Store, identity: dict[str, Any]) -> None:
     """Refuse to resume checkpoints that belong to another dataset or config."""
-    run_file = out / RUN_FILE
-    if run_file.exists():
-        previous = json.loads(run_file.read_text())
+    if out.exists(RUN_FILE):
+        previous = json.loads(out.read_bytes(RUN_FILE))
         if previous != identity:
             raise BadInputError(
-                f"{out} holds a run for another dataset version or train config "
+                f"{out.uri} holds a run for another dataset version or train config "
                 f"({previous.get('dataset_version')}, config {previous.get('config_hash', '')[:12]}); "
                 "choose a new train.output, or delete that folder to start over"
             )
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps(identity, indent=1))
+        out.write_bytes(RUN_FILE, json.dumps(identity, indent=1).encode())
 
 
 def _progress_printer(epochs: int) -> Any:
@@ -158,7 +158,8 @@ def run_training(
     {'accuracy': 0.91, 'loss': 0.23}
     """
     # One writer per train.output: a second run is refused before it touches anything.
-    with output_lock(Path(train.output).resolve(), what="train.output"):
+    loc = parse_location(train.output, key="train.output")
+    with output_lock(loc.uri, what="train.output", spark=spark):
         return _train_locked(spark, train=train, launch=launch, skip_preflight=skip_preflight)
 
 
@@ -171,9 +172,12 @@ def _train_locked(
         preflight(spark, launch=launch)
     ds = open_dataset(spark, train.dataset)
     workers = launch.num_workers
-    out = Path(train.output).resolve()
+    # train.output is on the store: the ranks publish to it, the driver reads and writes its
+    # own files there through Spark's Hadoop file system; a driver-only path is refused here.
+    loc = check_output(spark, train.output, key="train.output")
+    out = HadoopStore(spark, loc)
     identity = {
-        "dataset_version": ds.manifest["version"],
+        "dataset_version": ds.manifest.version,
         "config_hash": config_hash(
             {k: v for k, v in to_dict(train).items() if k not in ("fault", "max_attempts")}
         ),
@@ -184,19 +188,25 @@ def _train_locked(
         train=train,
         train_url=petastorm_url(ds.split_path("train")),
         validation_url=petastorm_url(ds.split_path("validation"))
-        if "validation" in ds.manifest["splits"]
+        if "validation" in ds.manifest.splits
         else None,
-        test_url=petastorm_url(ds.split_path("test")) if "test" in ds.manifest["splits"] else None,
+        test_url=petastorm_url(ds.split_path("test")) if "test" in ds.manifest.splits else None,
         input_dim=ds.feature_dim,
         num_classes=ds.num_classes,
         steps_per_epoch=split_steps(ds, "train", workers=workers, batch=train.batch_size),
         validation_rows=eval_rows(ds, "validation", workers=workers),
         test_rows=eval_rows(ds, "test", workers=workers),
-        checkpoint_dir=str(out / "checkpoints"),
-        export_dir=str(out / "model"),
-        tensorboard_dir=str(out / "tensorboard"),
+        checkpoint_dir=loc.child("checkpoints").uri,
+        export_dir=loc.child("model").uri,
+        tensorboard_dir=loc.child("tensorboard").uri,
         attempt=0,
         heartbeat_timeout_s=launch.stall_timeout_s,
+        card=ModelCard(
+            featurizer=ds.featurizer_path,
+            dataset_version=ds.manifest.version,
+            feature_dim=ds.feature_dim,
+            label_values=[str(v) for v in ds.manifest.label_values or []],
+        ),
     )
     if base.validation_rows == 0:
         base = replace(base, validation_url=None)
@@ -219,6 +229,7 @@ def _train_locked(
         max_attempts=train.max_attempts,
         on_report=_progress_printer(train.epochs),
         heartbeat_timeout_s=launch.stall_timeout_s,
+        checkpoints=HadoopStore(spark, loc.child("checkpoints")),
     )
     result = done.result
     history = _unique_epochs(result["history"])
@@ -243,25 +254,15 @@ def _train_locked(
         "attempts": done.attempts,
         "resumed_from_epoch": done.resumed_from_epoch,
         "weights_identical_on_all_ranks": len(set(result["weight_digests"])) == 1,
-        "dataset": {"root": ds.root, "version": ds.manifest["version"]},
+        "dataset": {"root": ds.root, "version": ds.manifest.version},
         "featurizer": ds.featurizer_path,
         "model": result["export_dir"],
         "config": to_dict(train),
     }
-    write_json(out / "metrics.json", metrics)
-    (Path(result["export_dir"]) / "sparkdl_model.json").write_text(
-        json.dumps(
-            {
-                "featurizer": ds.featurizer_path,
-                "dataset_version": ds.manifest["version"],
-                "feature_dim": ds.feature_dim,
-                "label_values": ds.manifest["label_values"],
-            },
-            indent=1,
-        )
-    )
+    # the model card was written by rank 0, into the model folder it published
+    out.write_bytes("metrics.json", json.dumps(metrics, indent=1).encode())
     return TrainResult(
-        output=str(out),
+        output=loc.uri,
         history=history,
         test=result["test"],
         attempts=done.attempts,

@@ -10,13 +10,15 @@ import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sparkdl.config.train import TrainConfig
-from sparkdl.train.checkpoint import NO_FENCE, Fence
+from sparkdl.train.card import ModelCard
+from sparkdl.train.checkpoint import NO_FENCE, CheckpointInfo, Fence
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class WorkerSpec:
     # rows of the validation and test splits (every row is scored; 0 without the split)
     validation_rows: int
     test_rows: int
+    # where rank 0 publishes: URIs or shared paths on the store (sparkdl.store)
     checkpoint_dir: str
     export_dir: str
     tensorboard_dir: str
@@ -43,9 +46,12 @@ class WorkerSpec:
     # The attempt's checkpoint fence (set by the driver for every attempt; rank 0 publishes
     # checkpoints and the model only while it is current).
     fence: Fence = NO_FENCE
-    resume_path: str | None = None
+    # the checkpoint to resume from (rank 0 copies it to its node), its epoch and history
+    resume: CheckpointInfo | None = None
     resume_epoch: int = -1
     history: list[dict[str, float]] = field(default_factory=list)
+    # written into the exported model folder by rank 0 (set by the driver)
+    card: ModelCard | None = None
 
 
 def _weights_digest(model: Any) -> str:
@@ -97,11 +103,13 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     from sparkdl.train.callbacks import (
         CheckpointCallback,
         EpochRecorder,
+        EventSync,
         FaultInjector,
         ProgressReporter,
         start_heartbeat,
     )
-    from sparkdl.train.checkpoint import publish_folder, restore_checkpoint
+    from sparkdl.train.card import write_card
+    from sparkdl.train.checkpoint import fetch_checkpoint, publish_folder, restore_checkpoint
     from sparkdl.train.data import eval_dataset, load_shard, memory_dataset, rank_dataset
     from sparkdl.train.evaluation import ExactValidation, ShardScorer, evaluate_everywhere
     from sparkdl.train.models import build_model, reseed_random_layers
@@ -137,15 +145,18 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         else tf.keras.losses.MeanSquaredError(),
         metrics=["accuracy"] if classification else ["mae"],
     )
-    if spec.resume_path and restore_checkpoint(
-        tf.train.Checkpoint(model=model, optimizer=model.optimizer),
-        path=spec.resume_path,
-        # Rank 0 must restore (a missing or unreadable checkpoint is an error, never a fresh
-        # start); another rank that cannot see it gets rank 0's state from the broadcast below.
-        # Optimizer slots are restored when first created (TensorFlow's deferred restore).
-        required=rank == 0,
-    ):
-        logger.info("resumed from %s after epoch %d", spec.resume_path, spec.resume_epoch)
+    # This node's staging folder (the rank's own temporary folder): checkpoints, the model and
+    # TensorBoard events are written here first, then published to the store.
+    staging = tempfile.gettempdir()
+    if spec.resume is not None and rank == 0:
+        # Rank 0 copies the checkpoint to its node and must restore it (a missing or damaged
+        # one is an error, never a fresh start); the other ranks get its state from the
+        # broadcast below. Optimizer slots are restored when first created (deferred restore).
+        local = fetch_checkpoint(spec.resume, staging=staging)
+        restore_checkpoint(
+            tf.train.Checkpoint(model=model, optimizer=model.optimizer), path=local, required=True
+        )
+        logger.info("resumed from %s after epoch %d", spec.resume.path, spec.resume_epoch)
 
     history: list[dict[str, float]] = list(spec.history)
     # Start every attempt from rank 0's state: weights and (built up front) optimizer slots.
@@ -170,7 +181,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         start_heartbeat(model, addr=addr, port=port, rank=rank, interval_s=interval)
     if rank == 0:
         callbacks.append(
-            CheckpointCallback(fence=spec.fence, history=history, optimizer=model.optimizer)
+            CheckpointCallback(
+                fence=spec.fence, history=history, optimizer=model.optimizer, staging=staging
+            )
         )
         if addr:
             callbacks.append(
@@ -183,9 +196,9 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
                 )
             )
         if cfg.tensorboard:
-            callbacks.append(
-                tf.keras.callbacks.TensorBoard(log_dir=spec.tensorboard_dir, update_freq="epoch")
-            )
+            events = tempfile.mkdtemp(prefix="sparkdl-tensorboard-", dir=staging)
+            callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=events, update_freq="epoch"))
+            callbacks.append(EventSync(events, target=spec.tensorboard_dir, fence=spec.fence))
     warmup = hvd.callbacks.LearningRateWarmupCallback(
         initial_lr=lr, warmup_epochs=cfg.warmup_epochs, steps_per_epoch=spec.steps_per_epoch
     )
@@ -278,11 +291,12 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
     new_epochs = len(history) - len(spec.history)
     if rank == 0:
         # Fenced like the checkpoints: a given-up attempt cannot replace the model.
-        publish_folder(
-            lambda path: model.save(path, include_optimizer=False),
-            target=spec.export_dir,
-            fence=spec.fence,
-        )
+        def save(path: str) -> None:
+            model.save(path, include_optimizer=False)
+            if spec.card is not None:  # the card travels with the model it describes
+                write_card(path, spec.card)
+
+        publish_folder(save, target=spec.export_dir, fence=spec.fence, staging=staging)
     hvd.shutdown()
     return {
         "history": history,
