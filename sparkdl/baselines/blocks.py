@@ -148,10 +148,7 @@ def plan_blocks(
 
     def files(name: str) -> list[tuple[str, int]]:
         base = dataset.split_path(name)
-        return [
-            (f"{base}/{f['name']}", int(f["rows"]))
-            for f in dataset.manifest["splits"][name]["files"]
-        ]
+        return [(f"{base}/{f.name}", f.rows) for f in dataset.split(name).files]
 
     main = plan_slices(files(split), partitions)
     extra = {name: _plan_some(files(name), partitions) for name in held_out}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.baselines import BlockFaultConfig
+
+if TYPE_CHECKING:
+    from sparkdl.data.dataset import PreparedDataset
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +32,14 @@ def maybe_fail(fault: BlockFaultConfig, *, partition: int, iteration: int) -> No
         )
 
 
-def dataset_card(dataset: Any) -> dict[str, Any]:
+def dataset_card(dataset: PreparedDataset) -> dict[str, Any]:
     """What a baseline model file records about the data it was fitted on."""
     return {
         "feature_names": dataset.feature_names,
-        "label_values": dataset.manifest.get("label_values"),
+        "label_values": None
+        if dataset.manifest.label_values is None
+        else list(dataset.manifest.label_values),
         "dataset": dataset.path,
-        "dataset_version": dataset.manifest.get("version"),
+        "dataset_version": dataset.manifest.version,
         "featurizer": dataset.featurizer_path,
     }

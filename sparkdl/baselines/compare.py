@@ -32,8 +32,7 @@ logger = logging.getLogger(__name__)
 def local_split(dataset: PreparedDataset, split: str) -> tuple[Any, Any]:
     """Read a whole split into ``(features, labels)`` numpy arrays on the driver."""
     base = dataset.split_path(split)
-    files = dataset.manifest["splits"][split]["files"]
-    slices = [Slice(f"{base}/{f['name']}", 0, int(f["rows"])) for f in files]
+    slices = [Slice(f"{base}/{f.name}", 0, f.rows) for f in dataset.split(split).files]
     label_dtype = "float64" if dataset.task == "regression" else "int64"
     return read_slices(slices, dim=dataset.feature_dim, label_dtype=label_dtype)
 

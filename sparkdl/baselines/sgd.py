@@ -138,7 +138,7 @@ def _run_sgd_locked(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
     start = time.perf_counter()
     ds = open_dataset(spark, cfg.dataset)
     kind = linear.resolve_kind(cfg.model, task=ds.task, num_classes=ds.num_classes)
-    held_out = [s for s in ("validation", "test") if ds.manifest["splits"].get(s, {}).get("rows")]
+    held_out = [s for s in ("validation", "test") if s in ds.manifest.splits and ds.rows(s)]
     partitions = cfg.partitions or settled_slots(spark)
     plan = plan_blocks(ds, "train", partitions=partitions, held_out=held_out)
     logger.info(

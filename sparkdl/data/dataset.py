@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sparkdl.data.fs import HadoopFS
+from sparkdl.data.manifest import MANIFEST, DatasetManifest, SplitInfo, read_manifest
 from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -26,9 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "sparkdl-prepared/1"
 POINTER = "_CURRENT"
-MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 VERSIONS = "versions"
 _U64 = 1 << 64
@@ -56,8 +55,8 @@ def content_digest(df: DataFrame) -> tuple[int, str]:
     return n, f"{n}:{total:016x}"
 
 
-def read_manifest(fs: HadoopFS, version_path: str) -> dict[str, Any]:
-    """Read and check ``manifest.json`` of one version folder."""
+def read_published_manifest(fs: HadoopFS, version_path: str) -> DatasetManifest:
+    """Read and check ``manifest.json`` of one version folder, refusing unpublished ones."""
     if not fs.exists(f"{version_path}/{SUCCESS}"):
         raise BadInputError(
             f"{version_path} has no {SUCCESS}: it was never published or its run crashed. "
@@ -65,13 +64,7 @@ def read_manifest(fs: HadoopFS, version_path: str) -> dict[str, Any]:
         )
     if not fs.exists(f"{version_path}/{MANIFEST}"):
         raise BadInputError(f"{version_path} has no {MANIFEST}; run `sparkdl prepare` again")
-    manifest = json.loads(fs.read_text(f"{version_path}/{MANIFEST}"))
-    if manifest.get("format") != FORMAT:
-        raise BadInputError(
-            f"{version_path}/{MANIFEST} has format {manifest.get('format')!r}, this sparkdl reads "
-            f"{FORMAT!r}; prepare the data again with this version"
-        )
-    return manifest
+    return read_manifest(fs, version_path)
 
 
 @dataclass(frozen=True)
@@ -80,37 +73,41 @@ class PreparedDataset:
 
     root: str
     path: str
-    manifest: dict[str, Any]
+    manifest: DatasetManifest
 
     @property
     def feature_dim(self) -> int:
         """Length of the ``features`` arrays."""
-        return int(self.manifest["features"]["dim"])
+        return self.manifest.features.dim
 
     @property
     def feature_names(self) -> list[str]:
         """Name of each position of ``features``."""
-        return list(self.manifest["features"]["names"])
+        return list(self.manifest.features.names)
 
     @property
     def task(self) -> str:
         """``classification`` or ``regression``."""
-        return str(self.manifest["task"])
+        return self.manifest.task
 
     @property
     def num_classes(self) -> int:
         """Number of label values of a classification task (1 for regression)."""
         if self.task == "regression":
             return 1
-        return len(self.manifest["label_values"])
+        return len(self.manifest.label_values or ())
+
+    def split(self, split: str) -> SplitInfo:
+        """What the manifest says about one split (refused when the dataset has no such split)."""
+        if split not in self.manifest.splits:
+            raise BadInputError(
+                f"split {split!r} is not in {self.path}; it has {sorted(self.manifest.splits)}"
+            )
+        return self.manifest.splits[split]
 
     def split_path(self, split: str) -> str:
         """Folder of one split's Parquet files."""
-        if split not in self.manifest["splits"]:
-            raise BadInputError(
-                f"split {split!r} is not in {self.path}; it has {sorted(self.manifest['splits'])}"
-            )
-        return f"{self.path}/{self.manifest['splits'][split]['path']}"
+        return f"{self.path}/{self.split(split).path}"
 
     def rank_rows(self, split: str, workers: int) -> list[int]:
         """Rows each of ``workers`` ranks reads from a split (row groups dealt round-robin).
@@ -122,7 +119,7 @@ class PreparedDataset:
         """
         from sparkdl.data.layout import rank_shares
 
-        groups = [rg for f in self.manifest["splits"][split]["files"] for rg in f["row_groups"]]
+        groups = self.split(split).group_rows
         if len(groups) < workers:
             raise BadInputError(
                 f"split {split!r} of {self.path} has {len(groups)} row groups, fewer than "
@@ -132,7 +129,7 @@ class PreparedDataset:
 
     def rows(self, split: str) -> int:
         """Row count of one split, from the manifest."""
-        return int(self.manifest["splits"][split]["rows"])
+        return self.split(split).rows
 
     def read(self, spark: SparkSession, split: str) -> DataFrame:
         """Read one split as a DataFrame (``features``, ``label`` and the id, if any)."""
@@ -141,7 +138,7 @@ class PreparedDataset:
     @property
     def featurizer_path(self) -> str:
         """Folder of the fitted Spark ML PipelineModel for inference."""
-        return f"{self.path}/{self.manifest['featurizer']}"
+        return f"{self.path}/{self.manifest.featurizer}"
 
 
 def open_dataset(spark: SparkSession, path: str) -> PreparedDataset:
@@ -175,5 +172,5 @@ def open_dataset(spark: SparkSession, path: str) -> PreparedDataset:
             f"{root} is not a prepared dataset: it has no {POINTER} pointer and no {MANIFEST} and "
             f"{SUCCESS}. Run `sparkdl prepare --set prepare.output={path}` first."
         )
-    manifest = read_manifest(fs, version_path)
+    manifest = read_published_manifest(fs, version_path)
     return PreparedDataset(root=root, path=version_path, manifest=manifest)

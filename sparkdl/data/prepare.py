@@ -10,7 +10,6 @@ fitted model reaches the driver.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -21,10 +20,21 @@ from typing import TYPE_CHECKING, Any
 from sparkdl.config.data import PrepareConfig
 from sparkdl.config.loader import to_dict
 from sparkdl.data import publish as pub
-from sparkdl.data.dataset import FORMAT, VERSIONS
+from sparkdl.data.dataset import VERSIONS
 from sparkdl.data.featurize import FEATURES, LABEL, apply_featurizer, fit_featurizer
 from sparkdl.data.fs import HadoopFS
 from sparkdl.data.layout import plan_layout, write_split
+from sparkdl.data.manifest import (
+    DatasetManifest,
+    FeatureInfo,
+    InputInfo,
+    NumericStats,
+    QuarantineInfo,
+    RowCounts,
+    SplitInfo,
+    Statistics,
+    read_manifest,
+)
 from sparkdl.data.sources import CORRUPT, SOURCE_FILE, read_raw
 from sparkdl.data.split import KEY, SPLIT, SPLITS, assign_split
 from sparkdl.data.validate import LABEL_INDEX, REASON, parse_valid, tag_defects
@@ -82,7 +92,7 @@ def _counts(staged: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
     return by_split, by_reason
 
 
-def _statistics(train: DataFrame, cfg: PrepareConfig) -> tuple[dict[str, Any], dict[str, int]]:
+def _statistics(train: DataFrame, cfg: PrepareConfig) -> tuple[Statistics, dict[str, int]]:
     from pyspark.sql import functions as F
 
     cols = cfg.columns
@@ -113,24 +123,26 @@ def _statistics(train: DataFrame, cfg: PrepareConfig) -> tuple[dict[str, Any], d
         if cols.task == "classification"
     }
     numeric = {
-        c: {
-            "count": int(row[f"{c}|count"]),
-            "nulls": rows - int(row[f"{c}|count"]),
-            "mean": row[f"{c}|mean"],
-            "std": row[f"{c}|std"],
-            "min": row[f"{c}|min"],
-            "max": row[f"{c}|max"],
-        }
+        c: NumericStats(
+            count=int(row[f"{c}|count"]),
+            nulls=rows - int(row[f"{c}|count"]),
+            **{k: _number(row[f"{c}|{k}"]) for k in ("mean", "std", "min", "max")},
+        )
         for c in cols.numeric
     }
     distinct = {c: int(row[f"{c}|distinct"]) for c in cols.categorical}
-    stats = {
-        "rows": rows,
-        "numeric": numeric,
-        "categorical_distinct_approx": distinct,
-        "train_label_counts": label_counts,
-    }
+    stats = Statistics(
+        rows=rows,
+        numeric=numeric,
+        categorical_distinct_approx=distinct,
+        train_label_counts=label_counts,
+    )
     return stats, distinct
+
+
+def _number(value: Any) -> float | None:
+    """A statistic as a float (None stays None: a column without values)."""
+    return None if value is None else float(value)
 
 
 def _fail_on_bad_rows(
@@ -206,7 +218,7 @@ def _prepare_locked(
     key = pub.version_key(input_fingerprint=raw.fingerprint, config_digest=chash)
     existing = pub.find_published(fs, root, key)
     if existing and not force:
-        manifest = json.loads(fs.read_text(f"{root}/{VERSIONS}/{existing}/manifest.json"))
+        manifest = read_manifest(fs, f"{root}/{VERSIONS}/{existing}")
         logger.info("%s already holds this input and config as %s; nothing to do", root, existing)
         return _result(root, existing, manifest, skipped=True, seconds=time.perf_counter() - start)
 
@@ -270,14 +282,14 @@ def _prepare_locked(
                 cfg=cfg.featurize,
                 distinct=distinct,
                 # the statistics pass counted them: no second pass for the empty-column check
-                non_null={c: s["count"] for c, s in stats["numeric"].items()},
-                rows=stats["rows"],
+                non_null={c: s.count for c, s in stats.numeric.items()},
+                rows=stats.rows,
             )
             fitted.model.write().overwrite().save(f"{staging}/featurizer")
 
         keep = (KEY, *([cfg.columns.id] if cfg.columns.id else []))
         row_bytes = 4 * fitted.dim + 8 + (8 if cfg.columns.id else 0)
-        splits: dict[str, Any] = {}
+        splits: dict[str, SplitInfo] = {}
         for split in SPLITS:
             if split_rows[split] == 0:
                 continue
@@ -295,48 +307,45 @@ def _prepare_locked(
 
         name = pub.version_name(key)
         out_schema = spark.read.parquet(f"{staging}/{next(iter(splits))}").schema
-        manifest = {
-            "format": FORMAT,
-            "version": name,
-            "version_key": key,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "code_version": pub.code_version(),
-            "config_hash": chash,
-            "config": settings,
-            "input": {
-                "path": cfg.input.path,
-                "format": cfg.input.format,
-                "files": len(raw.files),
-                "bytes": sum(f.size for f in raw.files),
-                "fingerprint": raw.fingerprint,
-                "columns": list(raw.input_columns),
-            },
-            "schema": {f.name: f.dataType.simpleString() for f in out_schema.fields},
-            "task": cfg.columns.task,
-            "label_values": list(cfg.columns.label_values)
+        manifest = DatasetManifest(
+            version=name,
+            version_key=key,
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            code_version=pub.code_version(),
+            config_hash=chash,
+            config=settings,
+            input=InputInfo(
+                path=cfg.input.path,
+                format=cfg.input.format,
+                files=len(raw.files),
+                bytes=sum(f.size for f in raw.files),
+                fingerprint=raw.fingerprint,
+                columns=tuple(raw.input_columns),
+            ),
+            schema={f.name: f.dataType.simpleString() for f in out_schema.fields},
+            task=cfg.columns.task,
+            label_values=tuple(cfg.columns.label_values)
             if cfg.columns.task == "classification"
             else None,
-            "id_column": cfg.columns.id,
-            "features": {
-                "column": FEATURES,
-                "label_column": LABEL,
-                "dim": fitted.dim,
-                "names": list(fitted.feature_names),
-                "encodings": fitted.encodings,
-            },
-            "featurizer": "featurizer",
-            "rows": {"input": rows_in, "valid": valid, "quarantined": bad},
-            "quarantine": {
-                "path": "quarantine" if bad else None,
-                "rows": bad,
-                "by_reason": by_reason,
-            },
-            "splits": splits,
-            "statistics": stats,
-            "layout": to_dict(cfg.layout),
-            "timings_s": timings,
-        }
-        pub.write_manifest(fs, staging, manifest)
+            id_column=cfg.columns.id,
+            features=FeatureInfo(
+                column=FEATURES,
+                label_column=LABEL,
+                dim=fitted.dim,
+                names=tuple(fitted.feature_names),
+                encodings=dict(fitted.encodings),
+            ),
+            featurizer="featurizer",
+            rows=RowCounts(input=rows_in, valid=valid, quarantined=bad),
+            quarantine=QuarantineInfo(
+                path="quarantine" if bad else None, rows=bad, by_reason=by_reason
+            ),
+            splits=splits,
+            statistics=stats,
+            layout=to_dict(cfg.layout),
+            timings_s=timings,
+        )
+        pub.seal(fs, staging, manifest)
         pub.publish(fs, root=root, staging=staging, name=name, keep=cfg.keep_versions)
     except BaseException as exc:
         fs.delete(staging)
@@ -371,16 +380,16 @@ def _first_error_line(exc: BaseException) -> str:
 
 
 def _result(
-    root: str, version: str, manifest: dict[str, Any], *, skipped: bool, seconds: float
+    root: str, version: str, manifest: DatasetManifest, *, skipped: bool, seconds: float
 ) -> PrepareResult:
     return PrepareResult(
         root=root,
         version=version,
         skipped=skipped,
-        rows_in=int(manifest["rows"]["input"]),
-        rows_valid=int(manifest["rows"]["valid"]),
-        rows_quarantined=int(manifest["rows"]["quarantined"]),
-        split_rows={k: int(v["rows"]) for k, v in manifest["splits"].items()},
-        digests={k: str(v["digest"]) for k, v in manifest["splits"].items()},
+        rows_in=manifest.rows.input,
+        rows_valid=manifest.rows.valid,
+        rows_quarantined=manifest.rows.quarantined,
+        split_rows={k: v.rows for k, v in manifest.splits.items()},
+        digests={k: v.digest for k, v in manifest.splits.items()},
         seconds=seconds,
     )

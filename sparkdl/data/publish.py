@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import sparkdl
-from sparkdl.data.dataset import MANIFEST, POINTER, SUCCESS, VERSIONS
+from sparkdl.data.dataset import POINTER, SUCCESS, VERSIONS
 from sparkdl.data.fs import HadoopFS
+from sparkdl.data.manifest import DatasetManifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,9 @@ def new_staging(fs: HadoopFS, root: str) -> str:
     return path
 
 
-def write_manifest(fs: HadoopFS, staging: str, manifest: dict[str, Any]) -> None:
+def seal(fs: HadoopFS, staging: str, manifest: DatasetManifest) -> None:
     """Write ``manifest.json`` and then ``_SUCCESS`` (the order readers rely on)."""
-    fs.write_text(
-        f"{staging}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True, default=str)
-    )
+    write_manifest(fs, staging, manifest)
     fs.write_text(f"{staging}/{SUCCESS}", "")
 
 

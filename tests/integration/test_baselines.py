@@ -57,7 +57,7 @@ def digits(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _all_rows(ds: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
-    parts = [compare.local_split(ds, s) for s in ds.manifest["splits"] if ds.rows(s)]
+    parts = [compare.local_split(ds, s) for s in ds.manifest.splits if ds.rows(s)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -140,8 +140,8 @@ def test_second_prepare_refused_while_first_runs(spark: Any, tmp_path: Path, raw
     from sparkdl.data.dataset import open_dataset
 
     ds = open_dataset(spark, str(root))
-    assert ds.manifest["rows"]["input"] == 2000
-    assert sum(ds.rows(s) for s in ds.manifest["splits"]) == ds.manifest["rows"]["valid"]
+    assert ds.manifest.rows.input == 2000
+    assert sum(ds.rows(s) for s in ds.manifest.splits) == ds.manifest.rows.valid
     assert not (root / LOCK_NAME).exists()
     assert not list(staging.iterdir())  # the first run's staging became its version
 
@@ -281,4 +281,4 @@ def test_prepare_after_a_killed_run_takes_over_and_cleans_staging(
     assert f"its process {dead.pid} on this host is gone" in caplog.text
     assert f"removing {leftover.as_uri().replace('file:///', 'file:/')} left by an" in caplog.text
     assert not leftover.exists() and not (root / LOCK_NAME).exists()
-    assert open_dataset(spark, str(root)).manifest["version"] == result.version
+    assert open_dataset(spark, str(root)).manifest.version == result.version

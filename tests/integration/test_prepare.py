@@ -86,7 +86,7 @@ def test_csv_defects_quarantined_with_exact_accounting(spark, tmp_path: Path) ->
     assert result.rows_in == result.rows_valid + result.rows_quarantined
     assert sum(result.split_rows.values()) == result.rows_valid
     ds = open_dataset(spark, str(tmp_path / "out"))
-    assert ds.manifest["quarantine"]["by_reason"] == {
+    assert ds.manifest.quarantine.by_reason == {
         "malformed_row:too_few_fields": 1,
         "malformed_row:too_many_fields": 1,
         "unparseable:x0": 1,
@@ -103,7 +103,7 @@ def test_csv_defects_quarantined_with_exact_accounting(spark, tmp_path: Path) ->
     # Every valid row is published exactly once.
     published = pd.concat(
         pq.read_table(ds.split_path(s).removeprefix("file:")).to_pandas()
-        for s in ds.manifest["splits"]
+        for s in ds.manifest.splits
     )
     assert len(published) == 3001 and published["id"].is_unique
     assert 9009 in set(published["id"])
@@ -161,7 +161,7 @@ def test_json_lines_with_a_malformed_record(spark, tmp_path: Path) -> None:
         f.write('{"id": 77777, "x0": 1.0, "x1": \n')
     result = run_prepare(spark, cfg=_cfg(tmp_path, raw, fmt="json"))
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (401, 400, 1)
-    by_reason = open_dataset(spark, str(tmp_path / "out")).manifest["quarantine"]["by_reason"]
+    by_reason = open_dataset(spark, str(tmp_path / "out")).manifest.quarantine.by_reason
     assert by_reason == {"malformed_json": 1}
 
 
@@ -189,7 +189,7 @@ def test_rerun_is_idempotent_and_force_reproduces_digests(spark, tmp_path: Path)
     ds = open_dataset(spark, str(tmp_path / "out"))
     ids = pd.concat(
         pq.read_table(ds.split_path(s).removeprefix("file:")).to_pandas()["id"]
-        for s in ds.manifest["splits"]
+        for s in ds.manifest.splits
     )
     assert len(ids) == 2000 and ids.is_unique
     changed = run_prepare(
@@ -217,8 +217,8 @@ def test_crash_during_rerun_keeps_previous_version(
     with pytest.raises(KeyboardInterrupt):
         run_prepare(spark, cfg=cfg, force=True)
     ds = open_dataset(spark, str(tmp_path / "out"))
-    assert ds.manifest["version"] == first.version
-    assert {s: v["digest"] for s, v in ds.manifest["splits"].items()} == first.digests
+    assert ds.manifest.version == first.version
+    assert {s: v.digest for s, v in ds.manifest.splits.items()} == first.digests
     assert spark.read.parquet(ds.split_path("train")).count() == first.split_rows["train"]
     assert not list((tmp_path / "out" / "_staging").glob("*"))
 
@@ -288,14 +288,14 @@ def test_row_groups_are_balanced_across_ranks(spark, tmp_path: Path, workers: in
     cfg = _cfg(tmp_path, raw, layout={"workers": workers, "target_row_group_mb": 0.05})
     run_prepare(spark, cfg=cfg)
     ds = open_dataset(spark, str(tmp_path / "out"))
-    train = ds.manifest["splits"]["train"]
+    train = ds.manifest.splits["train"]
     files = sorted(glob.glob(ds.split_path("train").removeprefix("file:") + "/*.parquet"))
     groups = [pq.ParquetFile(f).metadata.num_row_groups for f in files]
     assert groups == [1] * len(files)  # one row group per file
     assert len(files) % workers == 0 and len(files) >= 2 * workers
-    assert train["row_groups"] == len(files)
-    shares = train["rank_rows"]
-    assert sum(shares) == train["rows"] and len(shares) == workers
+    assert train.row_groups == len(files)
+    shares = train.rank_rows
+    assert sum(shares) == train.rows and len(shares) == workers
     assert max(shares) / min(shares) < 1.05
     meta = pq.ParquetFile(files[0]).metadata
     assert meta.row_group(0).column(0).compression == "SNAPPY"
@@ -338,7 +338,7 @@ def test_prepare_job_on_generated_data(spark, tmp_path: Path, repo: Path) -> Non
     assert "published" in first.stdout and "4000 rows in, 4000 valid, 0 quarantined" in first.stdout
     ds = open_dataset(spark, str(tmp_path / "out"))
     assert ds.feature_dim == len(cfg.prepare.columns.numeric) + 2 * (6 + 1)  # one-hot + unseen slot
-    assert sum(ds.rows(s) for s in ds.manifest["splits"]) == 4000
+    assert sum(ds.rows(s) for s in ds.manifest.splits) == 4000
     second = subprocess.run(
         args, cwd=repo, capture_output=True, text=True, timeout=300, env=env, check=False
     )

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from sparkdl.config import SparkdlConfig, load_config
+from sparkdl.data.dataset import open_dataset
 from sparkdl.data.prepare import run_prepare
 from sparkdl.errors import BadInputError
 
@@ -224,10 +225,9 @@ def test_unquoted_yes_no_label_values_match_the_data(spark, tmp_path: Path) -> N
     cfg = load_config(SparkdlConfig, files=[config]).prepare
     result = run_prepare(spark, cfg=cfg)
     assert (result.rows_valid, result.rows_quarantined) == (300, 0)
-    manifest = json.loads(
-        (tmp_path / "out" / "versions" / result.version / "manifest.json").read_text()
-    )
-    assert manifest["label_values"] == ["no", "yes"]
-    counts = manifest["statistics"]["train_label_counts"]
+    manifest = open_dataset(spark, str(tmp_path / "out")).manifest
+    assert manifest.version == result.version
+    assert manifest.label_values == ("no", "yes")
+    counts = manifest.statistics.train_label_counts
     assert min(counts.values()) > 0
     assert sum(counts.values()) == result.split_rows["train"]
