@@ -1,4 +1,8 @@
-"""The run report: ``report.md``, ``report.json`` and PNG plots, from the steps' result files."""
+"""The run report: ``report.md``, ``report.json`` and PNG plots, from the steps' result files.
+
+Which files those are comes from the run's state (each finished step's output record), not
+from paths rebuilt here: a step that did not run, or ran elsewhere, is simply not reported.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,46 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from sparkdl.contract import to_plain
 from sparkdl.files import write_json
-from sparkdl.pipeline.state import RunState
+from sparkdl.pipeline.outputs import EvaluateOutput, KmeansOutput, SgdOutput, TrainOutput
+from sparkdl.pipeline.state import RunState, StepRecord
 
 logger = logging.getLogger(__name__)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _read(path: str | None) -> dict[str, Any] | None:
+    """A result file a step recorded (None when the step recorded none)."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        logger.warning("result file %s recorded in the run's state is missing; left out", path)
+        return None
+    return json.loads(Path(path).read_text())
 
 
-def collect(run_dir: Path, state: RunState) -> dict[str, Any]:
-    """Every number the report shows, from the files the steps wrote."""
-    train = _read(run_dir / "train" / "metrics.json")
+def collect(state: RunState) -> dict[str, Any]:
+    """Every number the report shows, from the files the finished steps recorded.
+
+    Examples
+    --------
+    >>> collect(RunState.open(run_dir, run_id="r", run_date="2026-11-22", config_hash="c"))["train"]  # doctest: +SKIP
+    {'history': [...], ...}
+    """
+    train = state.output("train", TrainOutput)
+    sgd = state.output("sgd", SgdOutput)
+    kmeans = state.output("kmeans", KmeansOutput)
+    evaluate = state.output("evaluate", EvaluateOutput)
     return {
-        "run_id": state.data["run_id"],
-        "run_date": state.data["run_date"],
-        "steps": state.data["steps"],
-        "train": train,
-        "sgd": _read(run_dir / "sgd" / "metrics.json"),
-        "mllib_logistic": _read(run_dir / "sgd" / "mllib.json"),
-        "kmeans": _read(run_dir / "kmeans" / "metrics.json"),
-        "mllib_kmeans": _read(run_dir / "kmeans" / "mllib.json"),
-        "evaluate": _read(run_dir / "evaluate" / "metrics.json"),
+        "run_id": state.run_id,
+        "run_date": state.run_date,
+        "steps": {step: to_plain(entry) for step, entry in state.steps.items()},
+        "train": _read(train.metrics if train else None),
+        "sgd": _read(sgd.metrics if sgd else None),
+        "mllib_logistic": _read(sgd.mllib if sgd else None),
+        "kmeans": _read(kmeans.metrics if kmeans else None),
+        "mllib_kmeans": _read(kmeans.mllib if kmeans else None),
+        "evaluate": _read(evaluate.metrics if evaluate else None),
     }
 
 
@@ -138,16 +159,14 @@ def _plots(data: dict[str, Any], out: Path) -> list[str]:
     return made
 
 
-def _markdown(data: dict[str, Any], plots: list[str]) -> str:
+def _markdown(data: dict[str, Any], plots: list[str], steps: dict[str, StepRecord]) -> str:
     lines = [f"# sparkdl pipeline run {data['run_id']}", "", f"Run date: {data['run_date']}", ""]
     lines += ["## Steps", "", "| step | status | seconds | result |", "|---|---|---|---|"]
-    for step, entry in data["steps"].items():
+    for step, entry in steps.items():
         if step == "report":
             continue
-        result = entry.get("summary", entry.get("error", "")).replace("|", "/").replace("\n", " ")
-        lines.append(
-            f"| {step} | {entry.get('status')} | {entry.get('seconds', 0.0):.1f} | {result} |"
-        )
+        result = (entry.summary or entry.error or "").replace("|", "/").replace("\n", " ")
+        lines.append(f"| {step} | {entry.status} | {entry.seconds or 0.0:.1f} | {result} |")
     lines += ["", "## Results", "", "| model | accuracy | log loss | wall s |", "|---|---|---|---|"]
     train, ev, sgd, mllib = data["train"], data["evaluate"], data["sgd"], data["mllib_logistic"]
     if ev:
@@ -198,9 +217,9 @@ def write_report(run_dir: Path, *, state: RunState) -> Path:
     """Write ``report/`` (Markdown, JSON and plots) for a run and return the Markdown's path."""
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    data = collect(run_dir, state)
+    data = collect(state)
     plots = _plots(data, out)
     write_json(out / "report.json", {**data, "plots": plots})
-    (out / "report.md").write_text(_markdown(data, plots))
+    (out / "report.md").write_text(_markdown(data, plots, state.steps))
     logger.info("report written to %s", out / "report.md")
     return out / "report.md"

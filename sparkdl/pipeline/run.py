@@ -17,12 +17,22 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sparkdl.config.loader import to_dict
 from sparkdl.config.schema import SparkdlConfig
 from sparkdl.files import write_json
 from sparkdl.lock import output_lock
+from sparkdl.pipeline.outputs import (
+    EvaluateOutput,
+    GenerateOutput,
+    KmeansOutput,
+    PrepareOutput,
+    ReportOutput,
+    SgdOutput,
+    StepResult,
+    TrainOutput,
+)
 from sparkdl.pipeline.state import DONE, RunState, check_run_date, check_run_id, run_folder
 
 if TYPE_CHECKING:
@@ -30,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-StepFn = Callable[["SparkSession", SparkdlConfig, Path, RunState], tuple[str, dict[str, Any]]]
+StepFn = Callable[["SparkSession", SparkdlConfig, Path, RunState], StepResult]
 
 
 @dataclass(frozen=True)
@@ -67,26 +77,24 @@ def run_config(cfg: SparkdlConfig, run_dir: Path) -> SparkdlConfig:
 
 def _generate(
     spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+) -> StepResult:
     from sparkdl.data.generate import write_generated
 
     r = write_generated(spark, cfg=cfg.generate)
-    return r.summary(), {"path": cfg.generate.output}
+    return StepResult(r.summary(), GenerateOutput(path=cfg.generate.output))
 
 
-def _prepare(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+def _prepare(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
     from sparkdl.data.prepare import run_prepare
 
     r = run_prepare(spark, cfg=cfg.prepare)
     summary = f"{'already published' if r.skipped else 'published'} version {r.version}: splits {r.split_rows}"
-    return summary, {"dataset": r.root, "version": r.version, "splits": r.split_rows}
+    return StepResult(
+        summary, PrepareOutput(dataset=r.root, version=r.version, splits=dict(r.split_rows))
+    )
 
 
-def _train(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+def _train(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
     from sparkdl.train.runner import run_training
 
     r = run_training(spark, train=cfg.train, launch=cfg.launch)
@@ -94,22 +102,22 @@ def _train(
         f"{len(r.history)} epochs on {r.workers} ranks, {r.samples_per_s:,.0f} samples/s, "
         f"test accuracy {r.test.get('accuracy', float('nan')):.4f}"
     )
-    return summary, {"model": r.export_dir, "metrics": str(Path(r.output) / "metrics.json")}
+    return StepResult(
+        summary, TrainOutput(model=r.export_dir, metrics=str(Path(r.output) / "metrics.json"))
+    )
 
 
-def _sgd(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+def _sgd(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
     with output_lock(cfg.sgd.output, what="sgd.output"):
         return _sgd_locked(spark, cfg)
 
 
-def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[str, Any]]:
+def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
     """ParallelSGD and its MLlib reference, with ``sgd.output`` locked."""
     from sparkdl.baselines.sgd import run_parallel_sgd
 
     r = run_parallel_sgd(spark, cfg=cfg.sgd)
-    outputs: dict[str, Any] = {"metrics": str(Path(r.output) / "metrics.json")}
+    output = SgdOutput(metrics=str(Path(r.output) / "metrics.json"))
     summary = f"ParallelSGD {r.kind}: test {', '.join(f'{k} {v:.4f}' for k, v in r.test.items())}"
     if cfg.pipeline.compare_mllib and r.kind != "linear":
         from sparkdl.baselines.compare import mllib_logistic
@@ -117,19 +125,17 @@ def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[str,
 
         mllib = mllib_logistic(spark, open_dataset(spark, cfg.sgd.dataset), l2=cfg.sgd.l2)
         write_json(Path(r.output) / "mllib.json", mllib)
-        outputs["mllib"] = str(Path(r.output) / "mllib.json")
+        output = dataclasses.replace(output, mllib=str(Path(r.output) / "mllib.json"))
         summary += f"; MLlib LogisticRegression accuracy {mllib['accuracy']:.4f}"
-    return summary, outputs
+    return StepResult(summary, output)
 
 
-def _kmeans(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+def _kmeans(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
     with output_lock(cfg.kmeans.output, what="kmeans.output"):
         return _kmeans_locked(spark, cfg)
 
 
-def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[str, Any]]:
+def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
     """k-means and its MLlib reference, with ``kmeans.output`` locked."""
     from sparkdl.baselines.compare import mllib_kmeans_same_init
     from sparkdl.baselines.kmeans import run_kmeans
@@ -138,7 +144,7 @@ def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[s
     ds = open_dataset(spark, cfg.kmeans.dataset)
     k = cfg.pipeline.kmeans_k or max(2, ds.num_classes)
     r = run_kmeans(spark, cfg=dataclasses.replace(cfg.kmeans, k=k))
-    outputs: dict[str, Any] = {"metrics": str(Path(r.output) / "metrics.json")}
+    output = KmeansOutput(metrics=str(Path(r.output) / "metrics.json"))
     summary = f"k={k}: {r.iterations} iterations, " + ", ".join(
         f"{m} {v:.4g}" for m, v in r.metrics.items()
     )
@@ -150,29 +156,28 @@ def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> tuple[str, dict[s
         )
         costs = [fit["cost"] for fit in fits]
         write_json(Path(r.output) / "mllib.json", {"cost_per_iteration": costs})
-        outputs["mllib"] = str(Path(r.output) / "mllib.json")
-    return summary, outputs
+        output = dataclasses.replace(output, mllib=str(Path(r.output) / "mllib.json"))
+    return StepResult(summary, output)
 
 
 def _evaluate(
     spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+) -> StepResult:
     from sparkdl.serve.evaluate import run_evaluate
 
     r = run_evaluate(spark, cfg=cfg.evaluate)
     shown = {k: v for k, v in r.metrics.items() if isinstance(v, float)}
-    return ", ".join(f"{k} {v:.4f}" for k, v in shown.items()), {
-        "metrics": str(Path(r.output) / "metrics.json")
-    }
+    return StepResult(
+        ", ".join(f"{k} {v:.4f}" for k, v in shown.items()),
+        EvaluateOutput(metrics=str(Path(r.output) / "metrics.json")),
+    )
 
 
-def _report(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
-) -> tuple[str, dict[str, Any]]:
+def _report(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
     from sparkdl.pipeline.report import write_report
 
     path = write_report(run_dir, state=state)
-    return f"report at {path}", {"report": str(path)}
+    return StepResult(f"report at {path}", ReportOutput(report=str(path)))
 
 
 STEPS: dict[str, StepFn] = {
@@ -265,29 +270,27 @@ def _run_locked(
             _say(f"{i}/{len(steps)} {step} ...")
             state.start(step)
             try:
-                summary, outputs = STEPS[step](spark, cfg, run_dir, state)
+                result = STEPS[step](spark, cfg, run_dir, state)
             except BaseException as exc:
                 state.fail(step, "".join(traceback.format_exception_only(type(exc), exc)))
                 _say(
                     f"{i}/{len(steps)} {step} FAILED: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                 )
                 raise
-            state.finish(step, summary=summary, outputs=outputs)
+            state.finish(step, result)
             ran.append(step)
-            _say(
-                f"{i}/{len(steps)} {step}: {summary} ({state.data['steps'][step]['seconds']:.1f} s)"
-            )
+            _say(f"{i}/{len(steps)} {step}: {result.summary} ({_seconds(state, step):.1f} s)")
     finally:
         restore()
         handler.close()
-    report = state.outputs("report").get("report")
+    report = state.output("report", ReportOutput)
     _say(summary_table(state, steps))
     return PipelineResult(
         run_id=run_id,
         run_dir=str(run_dir),
         ran=ran,
         skipped=skipped,
-        report=report,
+        report=report.report if report else None,
         seconds=time.perf_counter() - start,
     )
 
@@ -320,18 +323,24 @@ def summary_table(state: RunState, steps: list[str]) -> str:
 
     rows = []
     for step in steps:
-        entry = state.data["steps"].get(step, {})
+        entry = state.step(step)
         rows.append(
             [
                 step,
-                entry.get("status", "-"),
-                f"{entry.get('seconds', 0.0):.1f}",
-                entry.get("summary", "")[:90],
+                entry.status if entry else "-",
+                f"{_seconds(state, step):.1f}",
+                (entry.summary or "")[:90] if entry else "",
             ]
         )
     return (
         "summary of run "
-        + state.data["run_id"]
+        + state.run_id
         + "\n"
         + format_table(["step", "status", "s", "result"], rows)
     )
+
+
+def _seconds(state: RunState, step: str) -> float:
+    """How long ``step`` took (0 when it has not finished)."""
+    entry = state.step(step)
+    return (entry.seconds or 0.0) if entry else 0.0

@@ -3,23 +3,40 @@
 ``<run dir>/state.json`` is rewritten atomically after every change. A finished run is not
 run again; a failed one resumes at its first unfinished step. A run id is tied to the config
 it started with: the same id with another config is refused rather than mixed.
+
+This is the one module that writes and reads ``state.json``. Each step's entry is a
+:class:`StepRecord`; a finished step's outputs are its typed record
+(:mod:`sparkdl.pipeline.outputs`), read back with :meth:`RunState.output`. The file carries
+``format: "sparkdl-pipeline-state/1"`` (a file without it was written before the field existed,
+with the same layout, and is read as that format); any other format is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from sparkdl.contract import check_format, from_plain, to_plain
 from sparkdl.errors import BadInputError
 from sparkdl.files import write_json
+from sparkdl.pipeline.outputs import StepOutput, StepResult
 
 DONE, FAILED, RUNNING = "done", "failed", "running"
+FORMAT = "sparkdl-pipeline-state/1"
+SUPPORTED_FORMATS = (FORMAT,)
+STATE = "state.json"
+_FIX = (
+    "Resume this run with the sparkdl that started it, or give this run a new --run-id "
+    "(or move the run folder away)."
+)
+OutputT = TypeVar("OutputT", bound=StepOutput)
 
 RUN_ID_MAX = 128
 _RUN_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{RUN_ID_MAX - 1}}}")
@@ -108,12 +125,45 @@ def run_folder(root: str | Path, run_id: str) -> Path:
     return resolved_base / run_id
 
 
-@dataclass
-class RunState:
-    """The state of one run, backed by ``state.json``."""
+@dataclass(frozen=True)
+class StepRecord:
+    """One step's entry in ``state.json``: status, attempts, times, summary or error, outputs."""
 
-    path: Path
-    data: dict[str, Any]
+    status: str
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
+    seconds: float | None = None
+    summary: str | None = None
+    error: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _StateFile:
+    """The whole of ``state.json``."""
+
+    run_id: str
+    run_date: str
+    config_hash: str
+    created_at: str
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    format: str = FORMAT
+
+
+class RunState:
+    """The state of one run, backed by ``state.json`` (rewritten on every change).
+
+    Examples
+    --------
+    >>> state = RunState.open(run_dir, run_id="r", run_date="2026-11-22", config_hash="c")  # doctest: +SKIP
+    >>> state.output("train", TrainOutput).metrics  # doctest: +SKIP
+    'runs/pipeline/r/train/metrics.json'
+    """
+
+    def __init__(self, path: Path, record: _StateFile) -> None:
+        self.path = path
+        self._record = record
 
     @classmethod
     def open(cls, run_dir: Path, *, run_id: str, run_date: str, config_hash: str) -> RunState:
@@ -121,65 +171,129 @@ class RunState:
 
         Raises
         ------
-        ValueError
-            When the run id exists with another config.
+        BadInputError
+            When the run id exists with another config, or its ``state.json`` is of a format
+            this sparkdl does not read, damaged, or missing a field (naming the file).
         """
-        path = run_dir / "state.json"
+        path = run_dir / STATE
         if path.is_file():
-            data = json.loads(path.read_text())
-            if data.get("config_hash") != config_hash:
+            record = _parse(path)
+            if record.config_hash != config_hash:
                 raise BadInputError(
                     f"run {run_id!r} in {run_dir} was started with another config "
-                    f"({data.get('config_hash', '?')[:12]} vs {config_hash[:12]}); re-run it with "
+                    f"({record.config_hash[:12]} vs {config_hash[:12]}); re-run it with "
                     "the same config to resume, or give this config a new --run-id"
                 )
-            return cls(path, data)
+            return cls(path, record)
         state = cls(
             path,
-            {
-                "run_id": run_id,
-                "run_date": run_date,
-                "config_hash": config_hash,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "steps": {},
-            },
+            _StateFile(
+                run_id=run_id,
+                run_date=run_date,
+                config_hash=config_hash,
+                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            ),
         )
         state.save()
         return state
 
+    @property
+    def run_id(self) -> str:
+        """The run's id (its folder's name)."""
+        return self._record.run_id
+
+    @property
+    def run_date(self) -> str:
+        """The run's logical date, ``YYYY-MM-DD``."""
+        return self._record.run_date
+
+    @property
+    def steps(self) -> dict[str, StepRecord]:
+        """Every step recorded so far, by name (the file keeps them sorted by name)."""
+        return dict(self._record.steps)
+
     def save(self) -> None:
         """Write ``state.json`` atomically."""
-        write_json(self.path, self.data)
+        write_json(self.path, to_plain(self._record))
+
+    def step(self, step: str) -> StepRecord | None:
+        """``step``'s entry, or None when it has not started in this run."""
+        return self._record.steps.get(step)
 
     def status(self, step: str) -> str | None:
         """``done``, ``failed``, ``running`` (an interrupted run) or None (not started)."""
-        return self.data["steps"].get(step, {}).get("status")
+        entry = self.step(step)
+        return entry.status if entry else None
 
     def start(self, step: str) -> None:
-        """Mark ``step`` running."""
-        entry = self.data["steps"].setdefault(step, {})
-        entry.update(status=RUNNING, started=time.time(), attempts=entry.get("attempts", 0) + 1)
-        entry.pop("error", None)
-        self.save()
-
-    def finish(self, step: str, *, summary: str, outputs: dict[str, Any]) -> None:
-        """Mark ``step`` done with its summary line and output locations."""
-        entry = self.data["steps"][step]
-        entry.update(
-            status=DONE,
-            finished=time.time(),
-            seconds=time.time() - entry["started"],
-            summary=summary,
-            outputs=outputs,
+        """Mark ``step`` running (its error from an earlier attempt is cleared)."""
+        before = self.step(step)
+        self._put(
+            step,
+            StepRecord(
+                status=RUNNING,
+                started=time.time(),
+                attempts=(before.attempts if before else 0) + 1,
+            ),
         )
-        self.save()
+
+    def finish(self, step: str, result: StepResult) -> None:
+        """Mark ``step`` done with its summary line and output record."""
+        entry = self._require(step)
+        now = time.time()
+        self._put(
+            step,
+            dataclasses.replace(
+                entry,
+                status=DONE,
+                finished=now,
+                seconds=now - (entry.started or now),
+                summary=result.summary,
+                outputs=to_plain(result.output),
+            ),
+        )
 
     def fail(self, step: str, error: str) -> None:
         """Mark ``step`` failed with the error's first lines."""
-        entry = self.data["steps"][step]
-        entry.update(status=FAILED, finished=time.time(), error=error[:4000])
+        entry = self._require(step)
+        self._put(
+            step,
+            dataclasses.replace(entry, status=FAILED, finished=time.time(), error=error[:4000]),
+        )
+
+    def output(self, step: str, kind: type[OutputT]) -> OutputT | None:
+        """``step``'s output record when it finished in this run, else None.
+
+        Raises
+        ------
+        BadInputError
+            When the recorded outputs are not a ``kind`` (naming the file and the field).
+        """
+        entry = self.step(step)
+        if entry is None or entry.status != DONE:
+            return None
+        return from_plain(kind, entry.outputs, source=f"{self.path} steps.{step}.outputs", fix=_FIX)
+
+    def _require(self, step: str) -> StepRecord:
+        entry = self.step(step)
+        if entry is None:
+            raise RuntimeError(f"pipeline step {step!r} was never started in {self.path}")
+        return entry
+
+    def _put(self, step: str, entry: StepRecord) -> None:
+        self._record = dataclasses.replace(self._record, steps={**self._record.steps, step: entry})
         self.save()
 
-    def outputs(self, step: str) -> dict[str, Any]:
-        """What a finished step recorded as its outputs."""
-        return dict(self.data["steps"].get(step, {}).get("outputs", {}))
+
+def _parse(path: Path) -> _StateFile:
+    """Read and check ``state.json``."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{path} is not JSON ({exc}). {_FIX}") from exc
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path} is not a JSON object. {_FIX}")
+    # written before the field existed, in the layout of format 1
+    found = data.get("format", FORMAT)
+    check_format(found, supported=SUPPORTED_FORMATS, source=str(path), fix=_FIX)
+    return from_plain(_StateFile, {**data, "format": found}, source=str(path), fix=_FIX)
