@@ -154,7 +154,7 @@ class OutputLock:
                 return
         holder = current_holder(what=self.what)
         for _ in range(_RETRIES):
-            if self._store.create_new(self.path, holder.to_json()):
+            if self._create(holder):
                 break
             seen = self._read_holder()
             if seen is None:  # released meanwhile, being written, or damaged
@@ -179,6 +179,17 @@ class OutputLock:
             target=self._refresh_loop, name="sparkdl-lock-refresh", daemon=True
         )
         self._refresher.start()
+
+    def _create(self, holder: LockHolder) -> bool:
+        """Create the lock file; False when it exists. An output that cannot be written at all
+        (permissions, a full disk, a file in the way) is bad input, refused here first."""
+        try:
+            return self._store.create_new(self.path, holder.to_json())
+        except OSError as exc:
+            raise BadInputError(
+                f"{self.what}={self.root} cannot be written from the driver: "
+                f"{type(exc).__name__}: {exc}. Choose a writable location for {self.what}"
+            ) from exc
 
     def release(self) -> None:
         """Release the lock (the file goes with the outermost holder)."""

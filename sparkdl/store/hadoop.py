@@ -2,7 +2,9 @@
 
 The driver's Hadoop configuration holds the cluster's credentials and default file system, so
 the driver writes and reads its part of every output (``metrics.json``, ``run.json``, the
-checkpoint fence, the baselines' models) through it; the ranks use :mod:`sparkdl.store.arrow`.
+checkpoint fence, the baselines' models) on a cluster file system through it; the ranks use
+:mod:`sparkdl.store.arrow`. A POSIX path or ``file:`` URI is the driver's own mount: it is
+written directly (Hadoop's local file system would add a ``.crc`` file beside each file).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkdl.data.fs import HadoopFS
 from sparkdl.errors import InfraError
+from sparkdl.store.arrow import ArrowStore
 from sparkdl.store.uri import Location, parse_location
 
 if TYPE_CHECKING:
@@ -29,10 +32,15 @@ class HadoopStore:
     >>> store.write_bytes("metrics.json", b"{}")  # doctest: +SKIP
     """
 
-    def __init__(self, spark: SparkSession, root: str | Location) -> None:
+    def __init__(
+        self, spark: SparkSession, root: str | Location, *, through_hadoop: bool = False
+    ) -> None:
         self.location = root if isinstance(root, Location) else parse_location(root)
         self._hfs = HadoopFS(spark)
         self._jvm = spark.sparkContext._jvm
+        # through_hadoop: a file: location through Hadoop too (a custom fs.file.impl)
+        mounted = self.location.scheme in ("", "file") and not through_hadoop
+        self._mounted = ArrowStore(self.location) if mounted else None
 
     @property
     def uri(self) -> str:
@@ -63,10 +71,14 @@ class HadoopStore:
 
     def exists(self, rel: str = "") -> bool:
         """Whether ``rel`` exists (file or folder)."""
+        if self._mounted is not None:
+            return self._mounted.exists(rel)
         return bool(self._guard("read", rel, lambda: self._hfs.exists(self._uri(rel))))
 
     def read_bytes(self, rel: str) -> bytes:
         """The whole content of file ``rel`` (FileNotFoundError when it does not exist)."""
+        if self._mounted is not None:
+            return self._mounted.read_bytes(rel)
         uri = self._uri(rel)
 
         def read() -> bytes:
@@ -81,6 +93,8 @@ class HadoopStore:
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write file ``rel`` atomically (temporary sibling renamed over it)."""
+        if self._mounted is not None:
+            return self._mounted.write_bytes(rel, data)
         uri = self._uri(rel)
 
         def write() -> None:
@@ -99,6 +113,8 @@ class HadoopStore:
 
     def list_names(self, rel: str = "") -> list[str]:
         """The names directly under folder ``rel`` (empty when it does not exist), sorted."""
+        if self._mounted is not None:
+            return self._mounted.list_names(rel)
         uri = self._uri(rel)
 
         def names() -> list[str]:
@@ -112,4 +128,6 @@ class HadoopStore:
 
     def delete(self, rel: str) -> None:
         """Delete file or folder ``rel`` (recursively); nothing when it does not exist."""
+        if self._mounted is not None:
+            return self._mounted.delete(rel)
         self._guard("delete", rel, lambda: self._hfs.delete(self._uri(rel)))

@@ -10,6 +10,7 @@ import pytest
 
 from sparkdl.config import SparkdlConfig, load_config
 from sparkdl.data.dataset import open_dataset
+from sparkdl.errors import BadInputError
 from sparkdl.launch import LaunchError
 from sparkdl.launch.preflight import preflight
 from sparkdl.train.runner import TrainResult, run_training
@@ -31,7 +32,7 @@ def dataset(spark, tmp_path_factory: pytest.TempPathFactory) -> str:
     )
 
 
-def _cfg(dataset: str, output: Path, *overrides: str) -> SparkdlConfig:
+def _cfg(dataset: str, output: Path | str, *overrides: str) -> SparkdlConfig:
     return load_config(
         SparkdlConfig,
         overrides=[
@@ -80,12 +81,24 @@ def test_two_ranks_reach_accuracy_with_identical_weights(uninterrupted: TrainRes
 def test_memory_fed_training_learns_like_parquet_fed(
     spark, dataset: str, uninterrupted: TrainResult, tmp_path: Path
 ) -> None:
-    cfg = _cfg(dataset, tmp_path / "memory", "train.data_source=memory")
+    # train.output as a file: URI (the store layer's, on the ranks and on the driver)
+    cfg = _cfg(dataset, f"file://{tmp_path}/memory", "train.data_source=memory")
     result = run_training(spark, train=cfg.train, launch=cfg.launch)
+    assert result.output == f"file://{tmp_path}/memory"
+    assert result.export_dir == f"file://{tmp_path}/memory/model"
     assert result.test["accuracy"] >= 0.80, result.test
     assert len(set(result.weight_digests)) == 1
     assert [h["epoch"] for h in result.history] == list(range(EPOCHS))
-    metrics = json.loads((Path(result.output) / "metrics.json").read_text())
+    out = tmp_path / "memory"
+    # everything on the store, nothing staged left behind (the lock is gone once released)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoints",
+        "metrics.json",
+        "model",
+        "run.json",
+        "tensorboard",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data_source"] == "memory" and metrics["samples_per_s"] > 0
     # rank 0 held exactly its own shard of the training split
     shard = open_dataset(spark, dataset).rank_rows("train", workers=2)[0]
@@ -94,6 +107,18 @@ def test_memory_fed_training_learns_like_parquet_fed(
     assert plain["data_source"] == "parquet" and plain["rank0_memory_rows"] == 0
     # other row order, same rows and steps: about the Parquet-fed run's accuracy
     assert abs(result.test["accuracy"] - uninterrupted.test["accuracy"]) < 0.03
+
+
+def test_an_output_the_driver_cannot_write_is_refused_before_any_launch(
+    spark, dataset: str, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("in the way")
+    cfg = _cfg(dataset, tmp_path / "file" / "run")
+    with pytest.raises(
+        BadInputError, match=r"train.output=.*file/run cannot be written from the driver"
+    ):
+        run_training(spark, train=cfg.train, launch=cfg.launch, skip_preflight=True)
+    assert (tmp_path / "file").read_text() == "in the way"
 
 
 def test_exported_model_predicts(uninterrupted: TrainResult, spark) -> None:
