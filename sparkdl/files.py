@@ -79,3 +79,32 @@ def write_npz(path: Path, **arrays: Any) -> None:
 
     with _atomic(path, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as the JSON :func:`write_json` writes (for a store's ``write_bytes``).
+
+    Examples
+    --------
+    >>> json_bytes({"b": 1, "a": 2})
+    b'{\\n  "a": 2,\\n  "b": 1\\n}\\n'
+    """
+    return (json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n").encode()
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    """numpy arrays as the ``.npz`` file :func:`write_npz` writes.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> np.load(io.BytesIO(npz_bytes(w=np.arange(2))))["w"].tolist()
+    [0, 1]
+    """
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()

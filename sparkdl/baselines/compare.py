@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sparkdl.baselines.blocks import Slice, read_slices
 from sparkdl.errors import BadInputError
-from sparkdl.files import write_json
+from sparkdl.files import json_bytes
+from sparkdl.store import Store
+from sparkdl.store.hadoop import HadoopStore
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -229,20 +230,20 @@ def sklearn_kmeans_best(
 
 
 def write_comparison(
-    out: str | Path, *, title: str, columns: list[str], rows: list[dict[str, Any]]
-) -> Path:
-    """Write ``compare.json`` and a Markdown table ``compare.md``; return the table's path."""
+    out: Store, *, title: str, columns: list[str], rows: list[dict[str, Any]]
+) -> str:
+    """Write ``compare.json`` and a Markdown table ``compare.md`` to the store ``out``; return
+    the table's location."""
     from sparkdl.bench.measure import format_table
 
-    out = Path(out)
-    write_json(out / "compare.json", {"title": title, "rows": rows})
+    out.write_bytes("compare.json", json_bytes({"title": title, "rows": rows}))
     body = [[r.get(c, "") for c in columns] for r in rows]
     lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in body:
         lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
-    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    out.write_bytes("compare.md", ("\n".join(lines) + "\n").encode())
     logger.info("comparison:\n%s", format_table(columns, body))
-    return out / "compare.md"
+    return out.location.child("compare.md").uri
 
 
 def _cell(v: Any) -> str:
@@ -253,7 +254,7 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
+def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> str:
     """ParallelSGD's result next to MLlib's and scikit-learn's logistic regression."""
     from sparkdl.data.dataset import open_dataset
 
@@ -274,14 +275,14 @@ def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
         },
     ]
     return write_comparison(
-        cfg.output,
+        HadoopStore(spark, result.output),
         title=f"ParallelSGD vs MLlib vs scikit-learn on {ds.path} (test split)",
         columns=["method", "accuracy", "log_loss", "wall_s"],
         rows=rows,
     )
 
 
-def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
+def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> str:
     """Our k-means next to MLlib (same initial centres, and k-means||) and scikit-learn."""
     from sparkdl.data.dataset import open_dataset
 
@@ -324,7 +325,7 @@ def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> Path:
         },
     ]
     return write_comparison(
-        cfg.output,
+        HadoopStore(spark, result.output),
         title=f"k-means (k={cfg.k}) on {ds.path} split {cfg.split}: cost and Lloyd wall time",
         columns=["method", "cost", "iterations", "wall_s"],
         rows=rows,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,8 +30,11 @@ from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.baselines.lloyd import LloydRun, lloyd
 from sparkdl.config.baselines import KMeansConfig
 from sparkdl.errors import BadInputError
-from sparkdl.files import write_json, write_npz
+from sparkdl.files import json_bytes, npz_bytes
 from sparkdl.lock import output_lock
+from sparkdl.store import Store
+from sparkdl.store.check import check_output
+from sparkdl.store.hadoop import HadoopStore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -236,7 +238,7 @@ def run_kmeans(
     >>> r.metrics["ari"]  # doctest: +SKIP
     0.98
     """
-    with output_lock(Path(cfg.output).resolve(), what="kmeans.output"):
+    with output_lock(cfg.output, what="kmeans.output", spark=spark):
         return _run_kmeans_locked(spark, cfg=cfg, init_centers=init_centers)
 
 
@@ -249,6 +251,8 @@ def _run_kmeans_locked(
 
     start = time.perf_counter()
     ds = open_dataset(spark, cfg.dataset)
+    # the driver writes the model; every node must reach it (refused here, before any stage)
+    out = HadoopStore(spark, check_output(spark, cfg.output, key="kmeans.output"))
     partitions = cfg.partitions or settled_slots(spark)
     plan = plan_blocks(ds, cfg.split, partitions=partitions)
     if plan.rows < cfg.k:
@@ -276,7 +280,7 @@ def _run_kmeans_locked(
     result.rows = plan.rows
     result.partitions = partitions
     result.wall_s = time.perf_counter() - start
-    result.output = str(Path(cfg.output).resolve())
+    result.output = out.uri
     metrics = result.metrics
     logger.info(
         "k-means k=%d: best of %d initialisations (#%d, final costs %s; %d lost the race): "
@@ -291,46 +295,51 @@ def _run_kmeans_locked(
         metrics["cost"],
         result.iterations_s / max(result.passes, 1),
     )
-    _write(result, cfg=cfg, dataset=ds)
+    _write(result, cfg=cfg, dataset=ds, out=out)
     return result
 
 
-def _write(result: KMeansResult, *, cfg: KMeansConfig, dataset: Any) -> None:
+def _write(result: KMeansResult, *, cfg: KMeansConfig, dataset: Any, out: Store) -> None:
     from sparkdl.config.loader import to_dict
 
-    out = Path(result.output)
-    write_npz(out / "model.npz", centers=result.centers, init_centers=result.init_centers)
-    write_json(
-        out / "model.json",
-        {
-            "format": "sparkdl-kmeans/1",
-            "k": cfg.k,
-            "dim": int(result.centers.shape[1]),
-            **dataset_card(dataset),
-        },
+    out.write_bytes(
+        "model.npz", npz_bytes(centers=result.centers, init_centers=result.init_centers)
     )
-    write_json(
-        out / "metrics.json",
-        {
-            "algorithm": "kmeans",
-            "config": to_dict(cfg),
-            "cost_per_iteration": result.costs,
-            "iterations": result.iterations,
-            "converged": result.converged,
-            "empty_clusters_reseeded": result.empty_clusters,
-            "metrics": result.metrics,
-            "rows": result.rows,
-            "partitions": result.partitions,
-            "engine": cfg.engine,
-            "init_s": result.init_s,
-            "n_init": result.n_init,
-            "best_init": result.best_init,
-            "final_cost_per_init": result.final_costs,
-            "lloyd_passes": result.passes,
-            "raced_out_after_pass_per_init": result.raced_out,
-            "iterations_s": result.iterations_s,
-            # a pass serves every initialisation still iterating
-            "seconds_per_iteration": result.iterations_s / max(result.passes, 1),
-            "wall_s": result.wall_s,
-        },
+    out.write_bytes(
+        "model.json",
+        json_bytes(
+            {
+                "format": "sparkdl-kmeans/1",
+                "k": cfg.k,
+                "dim": int(result.centers.shape[1]),
+                **dataset_card(dataset),
+            }
+        ),
+    )
+    out.write_bytes(
+        "metrics.json",
+        json_bytes(
+            {
+                "algorithm": "kmeans",
+                "config": to_dict(cfg),
+                "cost_per_iteration": result.costs,
+                "iterations": result.iterations,
+                "converged": result.converged,
+                "empty_clusters_reseeded": result.empty_clusters,
+                "metrics": result.metrics,
+                "rows": result.rows,
+                "partitions": result.partitions,
+                "engine": cfg.engine,
+                "init_s": result.init_s,
+                "n_init": result.n_init,
+                "best_init": result.best_init,
+                "final_cost_per_init": result.final_costs,
+                "lloyd_passes": result.passes,
+                "raced_out_after_pass_per_init": result.raced_out,
+                "iterations_s": result.iterations_s,
+                # a pass serves every initialisation still iterating
+                "seconds_per_iteration": result.iterations_s / max(result.passes, 1),
+                "wall_s": result.wall_s,
+            }
+        ),
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,8 +23,11 @@ from sparkdl.baselines.blocks import Block, plan_blocks
 from sparkdl.baselines.common import dataset_card, maybe_fail
 from sparkdl.baselines.engine import Engine, run_with_retries
 from sparkdl.config.baselines import SGDConfig
-from sparkdl.files import write_json, write_npz
+from sparkdl.files import json_bytes, npz_bytes
 from sparkdl.lock import output_lock
+from sparkdl.store import Store
+from sparkdl.store.check import check_output
+from sparkdl.store.hadoop import HadoopStore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -126,7 +128,7 @@ def run_parallel_sgd(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
     >>> r.test["accuracy"]  # doctest: +SKIP
     0.9012
     """
-    with output_lock(Path(cfg.output).resolve(), what="sgd.output"):
+    with output_lock(cfg.output, what="sgd.output", spark=spark):
         return _run_sgd_locked(spark, cfg=cfg)
 
 
@@ -137,6 +139,8 @@ def _run_sgd_locked(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
 
     start = time.perf_counter()
     ds = open_dataset(spark, cfg.dataset)
+    # the driver writes the model; every node must reach it (refused here, before any stage)
+    out = HadoopStore(spark, check_output(spark, cfg.output, key="sgd.output"))
     kind = linear.resolve_kind(cfg.model, task=ds.task, num_classes=ds.num_classes)
     held_out = [s for s in ("validation", "test") if s in ds.manifest.splits and ds.rows(s)]
     partitions = cfg.partitions or settled_slots(spark)
@@ -173,9 +177,9 @@ def _run_sgd_locked(spark: SparkSession, *, cfg: SGDConfig) -> SGDResult:
         rows=plan.rows,
         partitions=partitions,
         wall_s=time.perf_counter() - start,
-        output=str(Path(cfg.output).resolve()),
+        output=out.uri,
     )
-    _write(result, cfg=cfg, dataset=ds)
+    _write(result, cfg=cfg, dataset=ds, out=out)
     return result
 
 
@@ -184,30 +188,33 @@ def _fmt(entry: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in skip)
 
 
-def _write(result: SGDResult, *, cfg: SGDConfig, dataset: Any) -> None:
+def _write(result: SGDResult, *, cfg: SGDConfig, dataset: Any, out: Store) -> None:
     from sparkdl.config.loader import to_dict
 
-    out = Path(result.output)
-    write_npz(out / "model.npz", W=result.weights.W, b=result.weights.b)
-    write_json(
-        out / "model.json",
-        {
-            "format": "sparkdl-linear/1",
-            "kind": result.kind,
-            "dim": int(result.weights.W.shape[0]),
-            **dataset_card(dataset),
-        },
+    out.write_bytes("model.npz", npz_bytes(W=result.weights.W, b=result.weights.b))
+    out.write_bytes(
+        "model.json",
+        json_bytes(
+            {
+                "format": "sparkdl-linear/1",
+                "kind": result.kind,
+                "dim": int(result.weights.W.shape[0]),
+                **dataset_card(dataset),
+            }
+        ),
     )
-    write_json(
-        out / "metrics.json",
-        {
-            "algorithm": "parallel_sgd",
-            "config": to_dict(cfg),
-            "kind": result.kind,
-            "history": result.history,
-            "test": result.test,
-            "rows": result.rows,
-            "partitions": result.partitions,
-            "wall_s": result.wall_s,
-        },
+    out.write_bytes(
+        "metrics.json",
+        json_bytes(
+            {
+                "algorithm": "parallel_sgd",
+                "config": to_dict(cfg),
+                "kind": result.kind,
+                "history": result.history,
+                "test": result.test,
+                "rows": result.rows,
+                "partitions": result.partitions,
+                "wall_s": result.wall_s,
+            }
+        ),
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from sparkdl.config.loader import to_dict
 from sparkdl.config.schema import SparkdlConfig
-from sparkdl.files import write_json
+from sparkdl.files import json_bytes
 from sparkdl.lock import output_lock
 from sparkdl.pipeline.outputs import (
     EvaluateOutput,
@@ -34,6 +34,8 @@ from sparkdl.pipeline.outputs import (
     TrainOutput,
 )
 from sparkdl.pipeline.state import DONE, RunState, check_run_date, check_run_id, run_folder
+from sparkdl.store.check import check_output
+from sparkdl.store.hadoop import HadoopStore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -102,9 +104,7 @@ def _train(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunSta
         f"{len(r.history)} epochs on {r.workers} ranks, {r.samples_per_s:,.0f} samples/s, "
         f"test accuracy {r.test.get('accuracy', float('nan')):.4f}"
     )
-    return StepResult(
-        summary, TrainOutput(model=r.export_dir, metrics=str(Path(r.output) / "metrics.json"))
-    )
+    return StepResult(summary, TrainOutput(model=r.export_dir, metrics=f"{r.output}/metrics.json"))
 
 
 def _sgd(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
@@ -117,15 +117,15 @@ def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
     from sparkdl.baselines.sgd import run_parallel_sgd
 
     r = run_parallel_sgd(spark, cfg=cfg.sgd)
-    output = SgdOutput(metrics=str(Path(r.output) / "metrics.json"))
+    output = SgdOutput(metrics=f"{r.output}/metrics.json")
     summary = f"ParallelSGD {r.kind}: test {', '.join(f'{k} {v:.4f}' for k, v in r.test.items())}"
     if cfg.pipeline.compare_mllib and r.kind != "linear":
         from sparkdl.baselines.compare import mllib_logistic
         from sparkdl.data.dataset import open_dataset
 
         mllib = mllib_logistic(spark, open_dataset(spark, cfg.sgd.dataset), l2=cfg.sgd.l2)
-        write_json(Path(r.output) / "mllib.json", mllib)
-        output = dataclasses.replace(output, mllib=str(Path(r.output) / "mllib.json"))
+        HadoopStore(spark, r.output).write_bytes("mllib.json", json_bytes(mllib))
+        output = dataclasses.replace(output, mllib=f"{r.output}/mllib.json")
         summary += f"; MLlib LogisticRegression accuracy {mllib['accuracy']:.4f}"
     return StepResult(summary, output)
 
@@ -144,7 +144,7 @@ def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
     ds = open_dataset(spark, cfg.kmeans.dataset)
     k = cfg.pipeline.kmeans_k or max(2, ds.num_classes)
     r = run_kmeans(spark, cfg=dataclasses.replace(cfg.kmeans, k=k))
-    output = KmeansOutput(metrics=str(Path(r.output) / "metrics.json"))
+    output = KmeansOutput(metrics=f"{r.output}/metrics.json")
     summary = f"k={k}: {r.iterations} iterations, " + ", ".join(
         f"{m} {v:.4g}" for m, v in r.metrics.items()
     )
@@ -155,8 +155,9 @@ def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
             spark, ds, "train", init=r.init_centers, max_iter=limits, tol=0.0
         )
         costs = [fit["cost"] for fit in fits]
-        write_json(Path(r.output) / "mllib.json", {"cost_per_iteration": costs})
-        output = dataclasses.replace(output, mllib=str(Path(r.output) / "mllib.json"))
+        doc = json_bytes({"cost_per_iteration": costs})
+        HadoopStore(spark, r.output).write_bytes("mllib.json", doc)
+        output = dataclasses.replace(output, mllib=f"{r.output}/mllib.json")
     return StepResult(summary, output)
 
 
@@ -236,6 +237,8 @@ def run_pipeline(
     run_id = check_run_id(run_date if run_id is None else run_id)
     run_dir = run_folder(cfg.pipeline.root, run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # every step writes below it, from the driver and the executors: all nodes must reach it
+    check_output(spark, str(run_dir), key="pipeline.root")
     with output_lock(run_dir, what="pipeline run folder (pipeline.root/--run-id)"):
         return _run_locked(
             spark,

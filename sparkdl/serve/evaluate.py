@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.serve import EvaluateConfig
 from sparkdl.errors import BadInputError
-from sparkdl.files import write_json
+from sparkdl.files import json_bytes
 from sparkdl.serve.predict import PREDICTION, PROBABILITY, model_info, predict_frame
+from sparkdl.store.check import check_output
+from sparkdl.store.hadoop import HadoopStore
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -105,6 +106,15 @@ def run_evaluate(spark: SparkSession, *, cfg: EvaluateConfig) -> EvalResult:
     ... # doctest: +SKIP
     0.9008
     """
+    from sparkdl.lock import output_lock
+
+    # one writer per evaluate.output: a second evaluation into it is refused (exit 2)
+    with output_lock(cfg.output, what="evaluate.output", spark=spark):
+        return _evaluate_locked(spark, cfg=cfg)
+
+
+def _evaluate_locked(spark: SparkSession, *, cfg: EvaluateConfig) -> EvalResult:
+    """:func:`run_evaluate` with ``evaluate.output`` locked."""
     from sparkdl.data.dataset import open_dataset
     from sparkdl.data.fs import HadoopFS
 
@@ -116,10 +126,12 @@ def run_evaluate(spark: SparkSession, *, cfg: EvaluateConfig) -> EvalResult:
             f"{cfg.model} expects {info.feature_dim} features but {dataset.path} has "
             f"{dataset.feature_dim}; evaluate on the dataset it was trained on"
         )
-    out = Path(cfg.output).resolve()
+    # metrics.json from the driver, predictions from the executors: every node must reach it
+    loc = check_output(spark, cfg.output, key="evaluate.output")
+    out = HadoopStore(spark, loc)
     pred = predict_frame(dataset.read(spark, cfg.split), info=info, batch_size=cfg.batch_size)
     if cfg.write_predictions:
-        target = HadoopFS(spark).qualify(str(out / "predictions"))
+        target = HadoopFS(spark).qualify(loc.child("predictions").uri)
         pred.write.mode("overwrite").parquet(target)
         pred = spark.read.parquet(target)
     else:
@@ -129,15 +141,17 @@ def run_evaluate(spark: SparkSession, *, cfg: EvaluateConfig) -> EvalResult:
     else:
         metrics = regression_metrics(pred)
     seconds = time.perf_counter() - start
-    write_json(
-        out / "metrics.json",
-        {
-            "model": info.path,
-            "dataset": dataset.path,
-            "split": cfg.split,
-            "metrics": metrics,
-            "seconds": seconds,
-        },
+    out.write_bytes(
+        "metrics.json",
+        json_bytes(
+            {
+                "model": info.path,
+                "dataset": dataset.path,
+                "split": cfg.split,
+                "metrics": metrics,
+                "seconds": seconds,
+            }
+        ),
     )
     logger.info("evaluated %s on %s/%s: %s", info.path, dataset.path, cfg.split, metrics)
-    return EvalResult(metrics=metrics, rows=metrics["rows"], seconds=seconds, output=str(out))
+    return EvalResult(metrics=metrics, rows=metrics["rows"], seconds=seconds, output=loc.uri)

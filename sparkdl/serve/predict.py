@@ -175,6 +175,7 @@ def run_predict(spark: SparkSession, *, cfg: PredictConfig) -> PredictResult:
     """Write predictions for a prepared split or new raw data as Parquet to ``cfg.output``."""
     from sparkdl.data.dataset import open_dataset
     from sparkdl.data.fs import HadoopFS
+    from sparkdl.store.check import check_output
 
     start = time.perf_counter()
     info = model_info(cfg.model)
@@ -183,7 +184,9 @@ def run_predict(spark: SparkSession, *, cfg: PredictConfig) -> PredictResult:
         rows = featurize_raw(spark, raw=cfg.raw, dataset=dataset)
     else:
         rows = dataset.read(spark, cfg.split)
-    out = HadoopFS(spark).qualify(cfg.output)
+    # the executors write the predictions: a location only the driver sees is refused first
+    loc = check_output(spark, cfg.output, key="predict.output")
+    out = HadoopFS(spark).qualify(loc.uri)
     predict_frame(rows, info=info, batch_size=cfg.batch_size).write.mode("overwrite").parquet(out)
     count = spark.read.parquet(out).count()
     return PredictResult(output=out, rows=count, seconds=time.perf_counter() - start)

@@ -58,6 +58,10 @@ def test_restarts_are_deterministic_and_equal_on_both_engines(
         np.testing.assert_array_equal(barrier.centers, other.centers)
         assert other.final_costs == barrier.final_costs and other.costs == barrier.costs
     # one initialisation is the first of several: its draws do not depend on n_init (sums of
-    # a wider matrix product may differ in the last bits)
+    # a wider matrix product may differ in the last bits). Without the race every start runs
+    # to the end, as the single one does; with it, a start that lost stopped where it was.
     single = _kmeans(spark, iris, tmp_path / "single", seed=7, n_init=1)
-    assert single.final_costs == pytest.approx(barrier.final_costs[:1], rel=1e-6)
+    full = _kmeans(spark, iris, tmp_path / "full", seed=7, n_init=4, race_passes=0)
+    assert single.final_costs == pytest.approx(full.final_costs[:1], rel=1e-6)
+    assert full.raced_out == [0, 0, 0, 0] and sum(1 for r in barrier.raced_out if r) >= 1
+    assert min(barrier.final_costs) == pytest.approx(min(full.final_costs), rel=1e-6)

@@ -162,3 +162,44 @@ def test_model_and_events_on_an_object_store(object_store: str, tmp_path: Path) 
         publish_folder(save, target=f"{object_store}/model", fence=fence)
     with pytest.raises(FencedError):
         sync_folder(str(tmp_path / "tb"), target=f"{object_store}/tensorboard", fence=fence)
+
+
+def test_model_card_round_trip_and_refusals(tmp_path: Path, object_store: str) -> None:
+    from sparkdl.train.card import CARD, ModelCard, local_model, read_card, write_card
+
+    card = ModelCard(
+        featurizer="/d/v1/featurizer",
+        dataset_version="v1",
+        feature_dim=3,
+        label_values=["no", "yes"],
+    )
+    write_card(tmp_path, card)
+    assert read_card(str(tmp_path)) == card
+    assert json.loads((tmp_path / CARD).read_text())["format"] == "sparkdl-model/1"
+    # a card written before the format field existed reads the same
+    (tmp_path / CARD).write_text(
+        json.dumps({k: v for k, v in json.loads(card.to_json()).items() if k != "format"})
+    )
+    assert read_card(str(tmp_path)) == card
+    (tmp_path / CARD).write_text(
+        json.dumps({**json.loads(card.to_json()), "format": "sparkdl-model/9"})
+    )
+    with pytest.raises(
+        BadInputError, match=r"format 'sparkdl-model/9'; this sparkdl reads 'sparkdl-model/1'"
+    ):
+        read_card(str(tmp_path))
+    with pytest.raises(BadInputError, match=r"has no sparkdl_model.json"):
+        read_card(str(tmp_path / "elsewhere"))
+    # a model published on an object store is copied to the node before TensorFlow reads it
+    fence = claim_fence(f"{object_store}/checkpoints", attempt=0)
+
+    def save(path: str) -> None:
+        Path(path).mkdir()
+        Path(path, "saved_model.pb").write_bytes(b"pb")
+        write_card(path, card)
+
+    publish_folder(save, target=f"{object_store}/model", fence=fence)
+    assert read_card(f"{object_store}/model") == card
+    local = Path(local_model(f"{object_store}/model", cache=str(tmp_path)))
+    assert (local / "saved_model.pb").read_bytes() == b"pb" and str(local).startswith(str(tmp_path))
+    assert local_model(str(tmp_path)) == str(tmp_path)  # a mounted model is read in place
