@@ -352,6 +352,10 @@ def child_main(payload: str, result: str) -> int:
     die_with_parent(int(os.environ.get("SPARKDL_PARENT_PID", os.getppid())))
     fn, args = cloudpickle.loads(Path(payload).read_bytes())
     Path(payload).unlink(missing_ok=True)  # read once; nothing of it stays behind a killed run
+    # The function's temporary files (a rank's staged checkpoints, model, TensorBoard events)
+    # go into this run's folder, which the task removes when the child ends and the next run
+    # on the node removes after a killed task: nothing of a run outlives it on the node.
+    tempfile.tempdir = str(Path(payload).parent)
     try:
         value = fn(*args)
     except SparkdlError as exc:
