@@ -30,6 +30,7 @@ from sparkdl.launch.child import input_error_in
 from sparkdl.store import Store
 from sparkdl.train.checkpoint import claim_fence, latest_checkpoint
 from sparkdl.train.precheck import check_model_function
+from sparkdl.train.result import RankResult
 from sparkdl.train.worker import WorkerSpec, train_rank
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ TASKS_END_TIMEOUT_S = 60.0
 class Attempts:
     """What the attempts of a run produced: rank 0's result of the one that succeeded."""
 
-    result: dict[str, Any]
+    result: RankResult
     attempts: int
     resumed_from_epoch: int | None
 

@@ -313,7 +313,9 @@ def fetch_checkpoint(info: CheckpointInfo, *, staging: str) -> str:
     return str(local / "ckpt")
 
 
-def restore_checkpoint(checkpoint: Any, *, path: str, required: bool) -> bool:
+def restore_checkpoint(
+    checkpoint: Any, *, path: str, required: bool, shown: str | None = None
+) -> bool:
     """Read checkpoint ``path`` into ``checkpoint`` (a ``tf.train.Checkpoint``); return whether
     it was read.
 
@@ -326,6 +328,9 @@ def restore_checkpoint(checkpoint: Any, *, path: str, required: bool) -> bool:
     required : bool
         Whether a missing checkpoint is an error (rank 0, whose state every rank receives) or
         is skipped (another rank that cannot see ``path`` gets rank 0's state).
+    shown : str, optional
+        What errors name as the checkpoint (its place on the store, when ``path`` is this
+        node's copy of it).
 
     Raises
     ------
@@ -346,7 +351,9 @@ def restore_checkpoint(checkpoint: Any, *, path: str, required: bool) -> bool:
     if not index.is_file():
         if not required:
             return False
-        raise BadInputError(f"cannot resume from checkpoint {path}: {index} does not exist. {fix}")
+        raise BadInputError(
+            f"cannot resume from checkpoint {shown or path}: {index} does not exist. {fix}"
+        )
     import tensorflow as tf
 
     try:
@@ -354,7 +361,7 @@ def restore_checkpoint(checkpoint: Any, *, path: str, required: bool) -> bool:
     # a truncated file raises IndexError from TensorFlow's reader, a mismatch AssertionError
     except (tf.errors.OpError, AssertionError, ValueError, IndexError, OSError) as exc:
         raise BadInputError(
-            f"cannot resume from checkpoint {path}: it cannot be read "
+            f"cannot resume from checkpoint {shown or path}: it cannot be read "
             f"({type(exc).__name__}: {str(exc)[:300]}). {fix}"
         ) from exc
     return True

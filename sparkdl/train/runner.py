@@ -29,6 +29,7 @@ from sparkdl.store.hadoop import HadoopStore
 from sparkdl.train.attempts import run_attempts
 from sparkdl.train.card import ModelCard
 from sparkdl.train.data import petastorm_url, steps_per_epoch
+from sparkdl.train.result import checked
 from sparkdl.train.worker import WorkerSpec
 
 if TYPE_CHECKING:
@@ -231,32 +232,30 @@ def _train_locked(
         heartbeat_timeout_s=launch.stall_timeout_s,
         checkpoints=HadoopStore(spark, loc.child("checkpoints")),
     )
-    result = done.result
-    history = _unique_epochs(result["history"])
+    result = checked(done.result)
+    history = _unique_epochs(result.history)
     wall = time.perf_counter() - start
     metrics = {
         "history": history,
         "validation": {k: v for k, v in history[-1].items() if k.startswith("val_")}
         if history
         else {},
-        "test": result["test"],
+        "test": result.test,
         # rows each metric covers: every row of the split (0 without one)
-        "validation_rows": result.get("validation_rows", 0),
-        "test_rows": result.get("test_rows", 0),
+        "validation_rows": result.validation_rows,
+        "test_rows": result.test_rows,
         "wall_s": wall,
-        "fit_s": result["fit_seconds"],
-        "samples_per_s": result["samples"] / result["fit_seconds"]
-        if result["fit_seconds"]
-        else 0.0,
+        "fit_s": result.fit_seconds,
+        "samples_per_s": result.samples_per_s,
         "workers": workers,
         "data_source": train.data_source,
-        "rank0_memory_rows": result.get("memory_rows", 0),
+        "rank0_memory_rows": result.memory_rows,
         "attempts": done.attempts,
         "resumed_from_epoch": done.resumed_from_epoch,
-        "weights_identical_on_all_ranks": len(set(result["weight_digests"])) == 1,
+        "weights_identical_on_all_ranks": result.weights_identical,
         "dataset": {"root": ds.root, "version": ds.manifest.version},
         "featurizer": ds.featurizer_path,
-        "model": result["export_dir"],
+        "model": result.export_dir,
         "config": to_dict(train),
     }
     # the model card was written by rank 0, into the model folder it published
@@ -264,14 +263,14 @@ def _train_locked(
     return TrainResult(
         output=loc.uri,
         history=history,
-        test=result["test"],
+        test=result.test,
         attempts=done.attempts,
         resumed_from_epoch=done.resumed_from_epoch,
         wall_s=wall,
         samples_per_s=metrics["samples_per_s"],
         workers=workers,
-        export_dir=result["export_dir"],
-        weight_digests=list(result["weight_digests"]),
+        export_dir=result.export_dir,
+        weight_digests=list(result.weight_digests),
         validation_rows=metrics["validation_rows"],
         test_rows=metrics["test_rows"],
     )

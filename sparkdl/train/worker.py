@@ -19,6 +19,7 @@ from typing import Any
 from sparkdl.config.train import TrainConfig
 from sparkdl.train.card import ModelCard
 from sparkdl.train.checkpoint import NO_FENCE, CheckpointInfo, Fence
+from sparkdl.train.result import RankResult
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def _optimizer(cfg: TrainConfig, lr: float) -> Any:
     return legacy.Adam(learning_rate=lr)
 
 
-def train_rank(spec: WorkerSpec) -> dict[str, Any]:
+def train_rank(spec: WorkerSpec) -> RankResult:
     """Train on this rank's shard; rank 0 returns the history, test metrics and export path.
 
     Every rank returns its weight digest through an allgather, so rank 0's result also shows
@@ -154,7 +155,10 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
         # broadcast below. Optimizer slots are restored when first created (deferred restore).
         local = fetch_checkpoint(spec.resume, staging=staging)
         restore_checkpoint(
-            tf.train.Checkpoint(model=model, optimizer=model.optimizer), path=local, required=True
+            tf.train.Checkpoint(model=model, optimizer=model.optimizer),
+            path=local,
+            required=True,
+            shown=spec.resume.path,
         )
         logger.info("resumed from %s after epoch %d", spec.resume.path, spec.resume_epoch)
 
@@ -298,17 +302,16 @@ def train_rank(spec: WorkerSpec) -> dict[str, Any]:
 
         publish_folder(save, target=spec.export_dir, fence=spec.fence, staging=staging)
     hvd.shutdown()
-    return {
-        "history": history,
-        "test": dict(sorted(test_metrics.items())),
-        "test_rows": test_rows,
-        "validation_rows": validation.rows,
-        "weight_digests": digests,
-        "export_dir": spec.export_dir,
-        "fit_seconds": fit_seconds,
-        "samples": new_epochs * spec.steps_per_epoch * cfg.batch_size * size,
-        # rows this rank held in memory (train.data_source=memory), else 0
-        "memory_rows": 0 if memory is None else len(memory[1]),
-        "workers": size,
-        "seconds": time.perf_counter() - start,
-    }
+    return RankResult(
+        history=history,
+        test=dict(sorted(test_metrics.items())),
+        test_rows=test_rows,
+        validation_rows=validation.rows,
+        weight_digests=list(digests),
+        export_dir=spec.export_dir,
+        fit_seconds=fit_seconds,
+        samples=new_epochs * spec.steps_per_epoch * cfg.batch_size * size,
+        memory_rows=0 if memory is None else len(memory[1]),
+        workers=size,
+        seconds=time.perf_counter() - start,
+    )

@@ -336,3 +336,34 @@ def test_epoch_recorder_wall_seconds_count_the_time_between_epochs() -> None:
     assert first["wall_seconds"] == first["seconds"]  # the attempt's first epoch: from its begin
     assert 0.05 <= second["seconds"] < 0.2
     assert second["wall_seconds"] >= second["seconds"] + 0.2
+
+
+def test_rank_result_from_another_sparkdl_is_named_not_misread() -> None:
+    from sparkdl.errors import ClusterMisfitError
+    from sparkdl.train.result import RankResult, checked
+
+    ok = RankResult(
+        history=[],
+        test={},
+        export_dir="/m",
+        weight_digests=["a", "b"],
+        fit_seconds=0.0,
+        samples=0,
+        workers=2,
+    )
+    assert checked(ok) is ok and ok.samples_per_s == 0.0 and not ok.weights_identical
+    old = {"history": [], "test": {}}  # what train_rank returned before it was typed
+    with pytest.raises(ClusterMisfitError, match=r"rank 0 returned 'dict'.*another sparkdl"):
+        checked(old)
+    newer = RankResult(
+        history=[],
+        test={},
+        export_dir="/m",
+        weight_digests=[],
+        fit_seconds=1.0,
+        samples=1,
+        workers=1,
+        format="sparkdl-rank-result/2",
+    )
+    with pytest.raises(ClusterMisfitError, match=r"'sparkdl-rank-result/2'"):
+        checked(newer)
