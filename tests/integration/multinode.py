@@ -35,6 +35,11 @@ from pathlib import Path
 import pytest
 
 EXIT_UNSUPPORTED = 77  # scripts/cluster.sh: --nodes cannot run here (not root, no unshare)
+# Spark conf for every application on such a cluster. All nodes are 127.0.0.1, so Spark takes
+# them for one host and an executor reads another's shuffle files straight from "its own" disk
+# (spark.shuffle.readHostLocalDisk), which fails here with NoSuchFileException on
+# blockmgr-*/shuffle_*.index: on real nodes, with their own host names, it never tries.
+SUBMIT_CONF = ("--conf", "spark.shuffle.readHostLocalDisk=false")
 
 
 def processes_in_namespace(ns: str) -> list[int]:
@@ -97,6 +102,18 @@ class MultiNodeCluster:
     def node_pids(self, i: int) -> list[int]:
         """Every live process of node ``i``: worker, executors, Python workers, orphans."""
         return processes_in_namespace(self.namespace(i))
+
+    def node_of(self, pid: int) -> int | None:
+        """The node whose namespace process ``pid`` runs in (None: the host, or gone)."""
+        try:
+            ns = os.readlink(f"/proc/{pid}/ns/mnt")
+        except OSError:
+            return None
+        return next((i for i in range(1, self.nodes + 1) if self.namespace(i) == ns), None)
+
+    def alive(self, i: int) -> bool:
+        """Whether node ``i``'s worker JVM runs."""
+        return bool(command_line(self.worker_pid(i)))
 
     def script(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run ``scripts/cluster.sh ARGS`` against this cluster's state dir and ports."""

@@ -1,200 +1,311 @@
-"""Every job submitted with spark-submit to a real Spark standalone cluster on 127.0.0.1.
+"""Every job on a standalone cluster whose nodes share no disk, and the loss of a whole node.
 
-The cluster (1 master, 2 workers with 1 core each) is started with scripts/cluster.sh on ports
-of its own and stopped afterwards; the jobs run in the project's .venv on both sides.
+One cluster for the module: ``scripts/cluster.sh start --nodes 3`` (1 core each, ports
+7177/8180; see tests/integration/multinode.py). Each node has its own disk and /tmp; the driver
+(this machine) and the nodes share only the cluster's shared dir, where every input and output
+of these tests lives. The pipeline (generate, prepare, train, sgd, kmeans, evaluate, report) and
+predict go through ``scripts/submit.sh``: the project as a wheel, the venv packed for the
+executors. The node-loss tests and the refusal submit with the venv's own spark-submit (the nodes
+run the venv's Python), which spares each of them the packed environment's unpacking (20 s on
+the driver, 16 s on each executor here). Needs root and ``unshare``: skipped without.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+from tests.integration.cluster_jobs import (
+    RunningJob,
+    busy_nodes,
+    executor_logs,
+    private_files,
+    rank_process,
+    submit,
+    submit_command,
+    sweep,
+    tail,
+    wait_until,
+)
+from tests.integration.multinode import (
+    MultiNodeCluster,
+    command_line,
+    multinode_cluster,
+    run_cluster_script,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(900)]
 
 PORT, UI_PORT = 7177, 8180
-MASTER = f"spark://127.0.0.1:{PORT}"
-
-
-def _cluster(repo: Path, action: str, state: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SPARKDL_CLUSTER_DIR": str(state),
-        "SPARKDL_MASTER_PORT": str(PORT),
-        "SPARKDL_MASTER_UI_PORT": str(UI_PORT),
-        "SPARKDL_WORKER_MEMORY": "1500m",
-    }
-    return subprocess.run(
-        [str(repo / "scripts" / "cluster.sh"), action],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+NODES = 3
+RUN_ID = "r1"
+DATA = ("generate.rows=6000", "generate.label_noise=0.02")
+TRAIN = (
+    "train.epochs=2",
+    "train.batch_size=64",
+    "train.learning_rate=0.003",
+    "train.model.hidden=32",
+)
+# Mini-batches of one row: about 10 s of barrier-engine fit, time to lose a node in its middle.
+SGD = ("sgd.partitions=2", "sgd.batch_size=1", "sgd.epochs=60")
+# The node-loss jobs take an executor on every node: rank 0's node goes, two are left.
+THREE_EXECUTORS = ("--conf", "spark.cores.max=3")
 
 
 @pytest.fixture(scope="module")
-def cluster(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("cluster")
-    started = _cluster(repo, "start", state)
-    assert started.returncode == 0, started.stderr
-    yield state
-    _cluster(repo, "stop", state)
+def cluster(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiNodeCluster]:
+    with multinode_cluster(
+        repo=repo,
+        state=tmp_path_factory.mktemp("standalone"),
+        nodes=NODES,
+        port=PORT,
+        ui_port=UI_PORT,
+        worker_memory="1500m",
+    ) as c:
+        yield c
 
 
 def test_cluster_script_status_and_idempotent_stop(repo: Path, tmp_path: Path) -> None:
     state = tmp_path / "c"
     # nothing started from this folder: stop is a no-op, status says so
-    assert _cluster(repo, "stop", state).returncode == 0
-    assert "nothing started" in _cluster(repo, "status", state).stdout
+    script = {"state": state, "port": PORT + 1, "ui_port": UI_PORT + 1}
+    assert run_cluster_script(repo, "stop", **script).returncode == 0
+    assert "nothing started" in run_cluster_script(repo, "status", **script).stdout
 
 
-def _command(repo: Path, job: str, tmp: Path, *sets: str) -> tuple[list[str], dict[str, str]]:
-    venv_bin = repo / ".venv" / "bin"
-    base = [
-        "spark.log_level=ERROR",
-        f"generate.output={tmp / 'raw'}",
-        "generate.rows=6000",
-        f"prepare.input.path={tmp / 'raw'}",
-        f"prepare.output={tmp / 'prepared'}",
-        f"train.dataset={tmp / 'prepared'}",
-        "train.epochs=2",
-        "train.batch_size=64",
+@dataclass(frozen=True)
+class Finished:
+    """The pipeline run every later test builds on."""
+
+    shared: Path
+    run_dir: Path
+    dataset: str
+    output: str
+    left: dict[int, list[str]]
+
+
+def _pipeline_sets(shared: Path) -> list[str]:
+    return [
+        *DATA,
+        f"generate.output={shared / 'raw'}",
+        f"prepare.input.path={shared / 'raw'}",
+        f"prepare.output={shared / 'prepared'}",
+        f"pipeline.root={shared / 'runs'}",
+        "pipeline.compare_mllib=false",
+        *TRAIN,
+        *SGD,
     ]
-    cmd = [
-        str(venv_bin / "spark-submit"),
-        "--master",
-        MASTER,
-        str(repo / "jobs" / job),
-        "-c",
-        str(repo / "conf" / "local.yaml"),
-        "-c",
-        str(repo / "conf" / "standalone.yaml"),
-        *[x for s in (*base, *sets) for x in ("--set", s)],
-    ]
-    return cmd, {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
 
 
-def _submit(
-    repo: Path, job: str, tmp: Path, *sets: str, timeout: int = 420
-) -> subprocess.CompletedProcess[str]:
-    cmd, env = _command(repo, job, tmp, *sets)
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+@pytest.fixture(scope="module")
+def finished(cluster: MultiNodeCluster) -> Finished:
+    shared = cluster.shared_dir
+    cmd = submit_command(cluster, "pipeline.py", *_pipeline_sets(shared), packed=True)
+    out = submit(cluster, [*cmd, "--run-id", RUN_ID])
+    return Finished(
+        shared=shared,
+        run_dir=shared / "runs" / RUN_ID,
+        dataset=str(shared / "prepared"),
+        output=out,
+        left=sweep(cluster),
     )
-    assert done.returncode == 0, f"{job} failed:\n{done.stderr[-4000:]}"
-    return done
 
 
-def test_each_job_runs_on_the_standalone_cluster(cluster: Path, repo: Path, tmp_path: Path) -> None:
-    _submit(repo, "generate_data.py", tmp_path)
-    _submit(repo, "prepare_data.py", tmp_path)
-    out = _submit(repo, "train_horovod.py", tmp_path, f"train.output={tmp_path / 'train'}")
-    assert "trained 2 epochs on 2 Horovod ranks" in out.stdout
-    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
-    assert metrics["weights_identical_on_all_ranks"] is True and metrics["test"]["accuracy"] > 0.7
-    common = [f"sgd.dataset={tmp_path / 'prepared'}", f"kmeans.dataset={tmp_path / 'prepared'}"]
-    _submit(repo, "parallel_sgd.py", tmp_path, *common, f"sgd.output={tmp_path / 'sgd'}")
-    assert json.loads((tmp_path / "sgd" / "metrics.json").read_text())["partitions"] == 2
-    _submit(repo, "kmeans.py", tmp_path, *common, "kmeans.k=2", f"kmeans.output={tmp_path / 'km'}")
-    assert (tmp_path / "km" / "model.npz").is_file()
-    _submit(
-        repo,
-        "evaluate.py",
-        tmp_path,
-        f"evaluate.model={tmp_path / 'train' / 'model'}",
-        f"evaluate.output={tmp_path / 'eval'}",
-    )
-    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
-    assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=0.02)
+def _steps_done(run_dir: Path) -> list[str]:
+    steps = json.loads((run_dir / "state.json").read_text())["steps"]
+    return sorted(s for s, e in steps.items() if e["status"] == "done")
 
 
-def test_pipeline_and_a_killed_rank_resume_on_the_cluster(
-    cluster: Path, repo: Path, tmp_path: Path
+def test_pipeline_through_submit_sh_writes_every_output_on_the_shared_store(
+    cluster: MultiNodeCluster, finished: Finished
 ) -> None:
-    _submit(
-        repo,
-        "pipeline.py",
-        tmp_path,
-        f"pipeline.root={tmp_path / 'runs'}",
-        "pipeline.mllib_cost_iterations=2",
+    run = finished.run_dir
+    out = finished.output
+    ran = f"pipeline run {RUN_ID}: ran generate, prepare, train, sgd, kmeans, evaluate, report"
+    assert ran in out, tail(out)
+    # the executors ran the packed environment, not this machine's venv
+    assert re.search(r"executors' Python: \S+/work/app-[0-9-]+/\d+/environment/bin/python", out)
+    all_steps = ["evaluate", "generate", "kmeans", "prepare", "report", "sgd", "train"]
+    assert _steps_done(run) == all_steps
+    train = json.loads((run / "train" / "metrics.json").read_text())
+    assert train["weights_identical_on_all_ranks"] is True and train["test"]["accuracy"] > 0.75
+    assert [h["epoch"] for h in train["history"]] == [0, 1]
+    assert (run / "train" / "model" / "sparkdl_model.json").is_file()
+    assert (run / "train" / "checkpoints" / "checkpoint.json").is_file()
+    assert list((run / "train" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert json.loads((run / "sgd" / "metrics.json").read_text())["partitions"] == 2
+    assert (run / "sgd" / "model.npz").is_file() and (run / "kmeans" / "model.npz").is_file()
+    evaluated = json.loads((run / "evaluate" / "metrics.json").read_text())["metrics"]
+    assert evaluated["accuracy"] == pytest.approx(train["test"]["accuracy"], abs=0.02)
+    assert (run / "report" / "report.md").is_file()
+    assert (finished.shared / "raw" / "_SUCCESS").is_file()
+    # nothing of what the jobs wrote stayed on a node: only Spark's, the JVM's, TF's scratch
+    assert finished.left == {}
+    planted = [cluster.node_view(2, "/tmp/staged"), cluster.node_view(2, cluster.node_dir(2) / "x")]
+    for path in planted:  # and the check sees what is left there
+        path.write_text("left behind")
+    assert private_files(cluster, 2) == ["node/x", "tmp/staged"]
+    for path in planted:
+        path.unlink()
+
+    # the rerun of the finished run does nothing (and changes nothing)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    cmd = submit_command(cluster, "pipeline.py", *_pipeline_sets(finished.shared))
+    again = submit(cluster, [*cmd, "--run-id", RUN_ID])
+    did_nothing = f"pipeline run {RUN_ID}: nothing left to run; skipped (done earlier): generate, "
+    assert did_nothing in again, tail(again)
+    changed = [
+        p for p, t in before.items() if p.stat().st_mtime_ns != t and p.name != "pipeline.log"
+    ]
+    assert changed == []
+    assert _steps_done(run) == all_steps
+    assert sweep(cluster) == {}
+
+
+def test_predict_through_submit_sh_on_raw_data_writes_on_the_shared_store(
+    cluster: MultiNodeCluster, finished: Finished
+) -> None:
+    import pyarrow.parquet as pq
+
+    out_dir = finished.shared / "predicted"
+    out = submit(
+        cluster,
+        submit_command(
+            cluster,
+            "predict.py",
+            f"predict.model={finished.run_dir / 'train' / 'model'}",
+            f"predict.raw.path={finished.shared / 'raw'}",
+            f"predict.output={out_dir}",
+            packed=True,
+        ),
     )
-    state = json.loads(next((tmp_path / "runs").glob("*/state.json")).read_text())
-    assert all(step["status"] == "done" for step in state["steps"].values())
-    out = _submit(
-        repo,
+    assert f"wrote 6000 predictions to file:{out_dir}" in out, tail(out)
+    table = pq.read_table(out_dir)
+    assert table.num_rows == 6000 and "prediction" in table.column_names
+    assert sweep(cluster) == {}
+
+
+def test_an_output_only_the_driver_sees_is_refused_before_the_stage(
+    cluster: MultiNodeCluster, finished: Finished, tmp_path: Path
+) -> None:
+    # tmp_path is under this machine's /tmp: the nodes have their own /tmp
+    output = tmp_path / "train"
+    cmd = submit_command(
+        cluster, "train_horovod.py", f"train.dataset={finished.dataset}", f"train.output={output}"
+    )
+    out = submit(cluster, cmd, expect=2)
+    assert f"train.output={output} is not shared with the executors" in out, tail(out)
+    assert "it cannot see the file the driver wrote there" in out
+    assert "every node must reach train.output: use a folder every node mounts (NFS, /dbfs)" in out
+    assert "Horovod rendezvous server" not in out and "Spark barrier tasks" not in out
+    assert not (output / "run.json").exists() and not (output / "checkpoints").exists()
+
+
+def _model_weights(model_dir: Path) -> list[object]:
+    import tensorflow as tf
+
+    return tf.keras.models.load_model(str(model_dir), compile=False).get_weights()
+
+
+@pytest.fixture
+def all_nodes(cluster: MultiNodeCluster) -> MultiNodeCluster:
+    """The cluster with every node up (a test before may have lost one)."""
+    for i in range(1, cluster.nodes + 1):
+        if not cluster.alive(i):
+            cluster.start_node(i)
+    return cluster
+
+
+def test_losing_rank_0s_node_mid_epoch_resumes_elsewhere_with_identical_weights(
+    all_nodes: MultiNodeCluster, finished: Finished
+) -> None:
+    import numpy as np
+
+    c = all_nodes
+    output = finished.shared / "node-lost"
+    cmd = submit_command(
+        c,
         "train_horovod.py",
-        tmp_path,
-        f"train.output={tmp_path / 'killed'}",
-        "train.fault.kind=kill",
-        "train.fault.rank=1",
+        f"train.dataset={finished.dataset}",
+        f"train.output={output}",
+        *TRAIN,
+        # rank 0 stops in the middle of epoch 1 of attempt 1, once epoch 0's checkpoint is out,
+        # so that the node is lost mid-epoch whatever the machine's speed
+        "train.fault.kind=stall",
+        "train.fault.rank=0",
         "train.fault.epoch=1",
-        "train.fault.batch=3",
+        "train.fault.batch=2",
+        conf=THREE_EXECUTORS,
     )
-    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
-    assert metrics["attempts"] == 2 and metrics["resumed_from_epoch"] == 0, out.stdout
-    assert [h["epoch"] for h in metrics["history"]] == [0, 1]
+    job = RunningJob(c, cmd)
+    try:
+        pointer = output / "checkpoints" / "checkpoint.json"
+        wait_until(
+            "epoch 0's checkpoint",
+            lambda: pointer.is_file() and "epoch" in pointer.read_text(),
+            job,
+            300,
+        )
+        node, pid = wait_until("rank 0's process", lambda: rank_process(c, 0), job, 60)
+        stalled = "sparkdl fault injection: stall at rank 0, epoch 1, batch 2, attempt 0"
+        wait_until(
+            "rank 0 in epoch 1",
+            lambda: any(stalled in log for log in executor_logs(c, node)),
+            job,
+            120,
+        )
+        assert json.loads(pointer.read_text())["epoch"] == 0
+        c.kill_node(node)  # its worker, executor, Python worker and rank 0 at once
+        assert not Path(f"/proc/{pid}").exists() or command_line(pid) == ""
+        out = job.finish()
+    finally:
+        job.stop()
+    assert not c.alive(node)  # the retry ran without that node: rank 0 was elsewhere
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["attempts"] == 2 and metrics["resumed_from_epoch"] == 0, tail(out)
+    assert [h["epoch"] for h in metrics["history"]] == [0, 1]  # each epoch once
+    assert "epoch 2/2 (attempt 2)" in out
+    # the same weights as the uninterrupted run of the same config (the pipeline's train step)
+    reference = finished.run_dir / "train"
+    assert metrics["test"] == json.loads((reference / "metrics.json").read_text())["test"]
+    resumed, plain = _model_weights(output / "model"), _model_weights(reference / "model")
+    assert len(resumed) == len(plain) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, plain, strict=True))
+    assert sweep(c) == {}  # the nodes left: no staged checkpoint, model or events
 
 
-def test_a_killed_spark_worker_mid_training_resumes_after_it_comes_back(
-    cluster: Path, repo: Path, tmp_path: Path, spark: object
+def test_losing_a_node_of_the_sgd_barrier_stage_gives_the_undisturbed_model(
+    all_nodes: MultiNodeCluster, finished: Finished
 ) -> None:
-    """SIGKILL one worker with its executor during epoch 2, start it again: the driver
-    retries the barrier stage once the slots are back and resumes from the last checkpoint."""
-    import signal
-    import time
+    import numpy as np
 
-    from tests.integration.datasets import generate_and_prepare
-
-    # The data are made in this process (the generate and prepare jobs go through the cluster in
-    # test_each_job_runs_on_the_standalone_cluster); what this test submits is the training.
-    generate_and_prepare(spark, tmp_path, "generate.rows=60000")
-    cmd, env = _command(
-        repo,
-        "train_horovod.py",
-        tmp_path,
-        f"train.output={tmp_path / 'train'}",
-        "train.epochs=6",
-        "train.batch_size=32",
+    c = all_nodes
+    output = finished.shared / "sgd-node-lost"
+    cmd = submit_command(
+        c,
+        "parallel_sgd.py",
+        f"sgd.dataset={finished.dataset}",
+        f"sgd.output={output}",
+        *SGD,
+        conf=THREE_EXECUTORS,
     )
-    # spark-submit merges the Python driver's stderr (the progress lines) into its stdout
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 300
-    for line in proc.stdout:
-        lines.append(line)
-        if "epoch 1/6 (attempt 1)" in line or time.monotonic() > deadline:
-            break
-    import psutil
-
-    # the machine behind worker-2 goes away: its Worker JVM, executor JVM and Python workers
-    worker = psutil.Process(int((cluster / "pids" / "worker-2.pid").read_text()))
-    doomed = [worker, *worker.children(recursive=True)]
-
-    def command(p: psutil.Process) -> str:
-        try:
-            return " ".join(p.cmdline())
-        except psutil.Error:  # already gone or a zombie
-            return ""
-
-    assert any("CoarseGrainedExecutorBackend" in command(p) for p in doomed)
-    for p in doomed:
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGKILL)
-    time.sleep(3)
-    assert _cluster(repo, "start", cluster).returncode == 0  # starts the missing worker only
-    out, _ = proc.communicate(timeout=600)
-    log = "".join(lines) + out
-    assert proc.returncode == 0, log[-4000:]
-    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
-    assert metrics["attempts"] >= 2 and metrics["resumed_from_epoch"] is not None
-    assert [h["epoch"] for h in metrics["history"]] == list(range(6))
+    job = RunningJob(c, cmd)
+    try:
+        wait_until("epoch 1", lambda: "ParallelSGD after epoch 1:" in job.output(), job, 300)
+        busy = busy_nodes(c)
+        assert len(busy) == 2, busy  # the two live barrier tasks, one per node
+        c.kill_node(busy[0])
+        out = job.finish()
+    finally:
+        job.stop()
+    assert re.search(r"engine attempt 1 of 3 failed, starting again", out), tail(out)
+    lost = np.load(output / "model.npz")
+    plain = np.load(finished.run_dir / "sgd" / "model.npz")
+    assert sorted(lost.files) == sorted(plain.files) == ["W", "b"]
+    assert all(np.array_equal(lost[k], plain[k]) for k in plain.files)
+    assert sweep(c) == {}
