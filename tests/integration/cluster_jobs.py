@@ -31,6 +31,13 @@ import pytest
 from tests.integration.multinode import SUBMIT_CONF, MultiNodeCluster, command_line
 
 T = TypeVar("T")
+# The drivers' and executors' JVMs run small jobs: with C1 alone and the serial GC the pipeline
+# took 117 s instead of 141 s here (its prepare step's fit 8.1 s instead of 15.3 s).
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+JVM_CONF = (
+    *("--conf", f"spark.driver.extraJavaOptions={QUICK_JVM}"),
+    *("--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"),
+)
 
 # What a job may leave on a node's own disk and /tmp: Spark's, the JVM's and TensorFlow's
 # scratch. Paths are relative to the node dir ("node/..."), /tmp ("tmp/...") or /dev/shm.
@@ -61,7 +68,7 @@ def submit_command(
         str(repo / "conf" / "standalone.yaml"),
     ]
     overrides = [x for s in ("spark.log_level=ERROR", *sets) for x in ("--set", s)]
-    head = [str(submit), "--master", c.master_url, *SUBMIT_CONF, *conf]
+    head = [str(submit), "--master", c.master_url, *SUBMIT_CONF, *JVM_CONF, *conf]
     return [*head, str(repo / "jobs" / job), *configs, *overrides]
 
 

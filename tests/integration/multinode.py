@@ -103,14 +103,6 @@ class MultiNodeCluster:
         """Every live process of node ``i``: worker, executors, Python workers, orphans."""
         return processes_in_namespace(self.namespace(i))
 
-    def node_of(self, pid: int) -> int | None:
-        """The node whose namespace process ``pid`` runs in (None: the host, or gone)."""
-        try:
-            ns = os.readlink(f"/proc/{pid}/ns/mnt")
-        except OSError:
-            return None
-        return next((i for i in range(1, self.nodes + 1) if self.namespace(i) == ns), None)
-
     def alive(self, i: int) -> bool:
         """Whether node ``i``'s worker JVM runs."""
         return bool(command_line(self.worker_pid(i)))
