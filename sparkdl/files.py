@@ -55,9 +55,8 @@ def write_json(path: Path, data: Any) -> None:
     >>> write_json(p, {"a": 1}); json.loads(p.read_text())
     {'a': 1}
     """
-    with _atomic(path, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=_plain)
-        fh.write("\n")
+    with _atomic(path, "wb") as fh:
+        fh.write(json_bytes(data))
 
 
 def _plain(value: Any) -> Any:
@@ -75,10 +74,8 @@ def write_npz(path: Path, **arrays: Any) -> None:
     >>> write_npz(p, w=np.arange(3)); np.load(p)["w"].tolist()
     [0, 1, 2]
     """
-    import numpy as np
-
     with _atomic(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        fh.write(npz_bytes(**arrays))
 
 
 def json_bytes(data: Any) -> bytes:

@@ -96,32 +96,48 @@ class HadoopFS:
             if st.isDirectory()
         )
 
-    def read_text(self, path: str, *, max_bytes: int | None = None) -> str:
-        """Read a small UTF-8 file (or only its first ``max_bytes``)."""
+    def list_names(self, path: str) -> list[str]:
+        """The names directly under folder ``path`` (empty when it does not exist), sorted."""
+        if not self.exists(path):
+            return []
+        return sorted(
+            str(st.getPath().getName()) for st in self._fs(path).listStatus(self._path(path))
+        )
+
+    def read_bytes(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        """Read a small file (or only its first ``max_bytes``)."""
         io = self._jvm.org.apache.commons.io
         stream = self._fs(path).open(self._path(path))
         try:
             source = stream if max_bytes is None else io.input.BoundedInputStream(stream, max_bytes)
-            raw = bytes(io.IOUtils.toByteArray(source))
+            return bytes(io.IOUtils.toByteArray(source))
         finally:
             stream.close()
-        return raw.decode("utf-8", "replace")
 
-    def write_text(self, path: str, text: str) -> None:
-        """Write a small UTF-8 file, replacing it; readers see the whole file or the old one.
+    def read_text(self, path: str, *, max_bytes: int | None = None) -> str:
+        """Read a small UTF-8 file (or only its first ``max_bytes``)."""
+        return self.read_bytes(path, max_bytes=max_bytes).decode("utf-8", "replace")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a small file, replacing it; readers see the whole file or the old one.
 
         The content goes to a temporary sibling first and is then renamed over ``path``
         (atomic on local disks and HDFS; object stores write the object on close).
         """
         target = self._path(path)
         fs = self._fs(path)
+        fs.mkdirs(target.getParent())
         tmp = self._path(f"{path}.__tmp__")
         out = fs.create(tmp, True)
         try:
-            out.write(bytearray(text.encode("utf-8")))
+            out.write(bytearray(data))
         finally:
             out.close()
         self.rename(str(tmp.toString()), str(target.toString()), overwrite=True)
+
+    def write_text(self, path: str, text: str) -> None:
+        """:meth:`write_bytes` of UTF-8 text."""
+        self.write_bytes(path, text.encode("utf-8"))
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         """Rename ``src`` to ``dst``; with ``overwrite`` an existing file ``dst`` is replaced."""

@@ -174,10 +174,13 @@ class ArrowStore:
         return self._guard("read", rel, read)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        """Write file ``rel``; readers see the old content or the new, never a part.
+        """Write file ``rel``; readers never see a part of it.
 
-        A mounted or HDFS store gets a temporary sibling renamed over the target; an object
-        store writes the object in one request, which is atomic there.
+        A mounted store gets a temporary sibling renamed over the target (readers see the old
+        content or the new); an object store writes the object in one request. HDFS renames do
+        not replace, so there the old file is deleted just before the rename: a reader in that
+        moment finds no file (the driver reads the checkpoint pointer only between attempts,
+        once the previous attempt's tasks have ended).
         """
         fs, _ = self._fs
         target = self._path(rel)

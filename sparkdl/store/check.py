@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# (application id, location) the executors were seen to reach: what lies below one of them is
+# on the same file system, so the pipeline's steps under a checked run folder are not probed again
+_SHARED: set[tuple[str, str]] = set()
+
 FIX = (
     "use a folder every node mounts (NFS, /dbfs) or a cluster file system URI "
     "(hdfs://, s3a://, abfss://, dbfs:/)"
@@ -92,7 +96,7 @@ def check_output(spark: SparkSession, output: str | Location, *, key: str) -> Lo
         ) from exc
     try:
         sc = spark.sparkContext
-        if one_node(sc.master):
+        if one_node(sc.master) or _under_checked(sc.applicationId, loc.uri):
             return loc
         tasks = max(1, sc.defaultParallelism)
         uri = loc.uri
@@ -108,6 +112,21 @@ def check_output(spark: SparkSession, output: str | Location, *, key: str) -> Lo
                 f"{sc.master} every node must reach {key}: {FIX}"
             )
         logger.info("%s=%s: writable and seen by the executors (%d probes)", key, loc.uri, tasks)
+        _SHARED.add((sc.applicationId, loc.uri))
         return loc
     finally:
         driver.delete(name)
+
+
+def _under_checked(app: str, uri: str) -> bool:
+    """Whether ``uri`` is, or lies below, a location this application's executors reached.
+
+    Examples
+    --------
+    >>> _SHARED.add(("app-1", "/mnt/shared/run"))
+    >>> _under_checked("app-1", "/mnt/shared/run/train"), _under_checked("app-1", "/mnt/sharedx")
+    (True, False)
+    >>> _under_checked("app-2", "/mnt/shared/run/train")
+    False
+    """
+    return any(a == app and (uri == u or uri.startswith(u.rstrip("/") + "/")) for a, u in _SHARED)

@@ -37,7 +37,6 @@ class HadoopStore:
     ) -> None:
         self.location = root if isinstance(root, Location) else parse_location(root)
         self._hfs = HadoopFS(spark)
-        self._jvm = spark.sparkContext._jvm
         # through_hadoop: a file: location through Hadoop too (a custom fs.file.impl)
         mounted = self.location.scheme in ("", "file") and not through_hadoop
         self._mounted = ArrowStore(self.location) if mounted else None
@@ -80,51 +79,21 @@ class HadoopStore:
         if self._mounted is not None:
             return self._mounted.read_bytes(rel)
         uri = self._uri(rel)
-
-        def read() -> bytes:
-            path = self._jvm.org.apache.hadoop.fs.Path(uri)
-            stream = self._hfs._fs(uri).open(path)
-            try:
-                return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-            finally:
-                stream.close()
-
-        return self._guard("read", rel, read)
+        return self._guard("read", rel, lambda: self._hfs.read_bytes(uri))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write file ``rel`` atomically (temporary sibling renamed over it)."""
         if self._mounted is not None:
             return self._mounted.write_bytes(rel, data)
         uri = self._uri(rel)
-
-        def write() -> None:
-            path = self._jvm.org.apache.hadoop.fs.Path(uri)
-            fs = self._hfs._fs(uri)
-            fs.mkdirs(path.getParent())
-            tmp = self._jvm.org.apache.hadoop.fs.Path(f"{uri}.__tmp__")
-            out = fs.create(tmp, True)
-            try:
-                out.write(bytearray(data))
-            finally:
-                out.close()
-            self._hfs.rename(str(tmp.toString()), uri, overwrite=True)
-
-        self._guard("write", rel, write)
+        self._guard("write", rel, lambda: self._hfs.write_bytes(uri, data))
 
     def list_names(self, rel: str = "") -> list[str]:
         """The names directly under folder ``rel`` (empty when it does not exist), sorted."""
         if self._mounted is not None:
             return self._mounted.list_names(rel)
         uri = self._uri(rel)
-
-        def names() -> list[str]:
-            if not self._hfs.exists(uri):
-                return []
-            fs = self._hfs._fs(uri)
-            statuses = fs.listStatus(self._jvm.org.apache.hadoop.fs.Path(uri))
-            return sorted(str(s.getPath().getName()) for s in statuses)
-
-        return self._guard("list", rel, names)
+        return self._guard("list", rel, lambda: self._hfs.list_names(uri))
 
     def delete(self, rel: str) -> None:
         """Delete file or folder ``rel`` (recursively); nothing when it does not exist."""
