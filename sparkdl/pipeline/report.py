@@ -1,40 +1,52 @@
 """The run report: ``report.md``, ``report.json`` and PNG plots, from the steps' result files.
 
 Which files those are comes from the run's state (each finished step's output record), not
-from paths rebuilt here: a step that did not run, or ran elsewhere, is simply not reported.
+from paths rebuilt here: a step that did not run, or ran elsewhere, is simply not reported. The
+result files are read, and the report written, through the store (on the driver, Spark's Hadoop
+file system): the plots are drawn into a temporary folder of the driver and then published.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sparkdl.contract import to_plain
-from sparkdl.files import write_json
+from sparkdl.files import json_bytes
 from sparkdl.pipeline.outputs import EvaluateOutput, KmeansOutput, SgdOutput, TrainOutput
 from sparkdl.pipeline.state import RunState, StepRecord
+from sparkdl.store import Location, Store, parse_location
+from sparkdl.store.arrow import ArrowStore
 
 logger = logging.getLogger(__name__)
 
+# opens the store of a location: HadoopStore on the driver (``lambda loc: HadoopStore(spark, loc)``)
+StoreAt = Callable[[Location], Store]
 
-def _read(path: str | None) -> dict[str, Any] | None:
+
+def _read(path: str | None, store_at: StoreAt) -> dict[str, Any] | None:
     """A result file a step recorded (None when the step recorded none)."""
     if path is None:
         return None
-    if not Path(path).is_file():
+    folder, name = parse_location(path).parent()
+    try:
+        return json.loads(store_at(folder).read_bytes(name))
+    except FileNotFoundError:
         logger.warning("result file %s recorded in the run's state is missing; left out", path)
         return None
-    return json.loads(Path(path).read_text())
 
 
-def collect(state: RunState) -> dict[str, Any]:
+def collect(state: RunState, *, store_at: StoreAt = ArrowStore) -> dict[str, Any]:
     """Every number the report shows, from the files the finished steps recorded.
 
     Examples
     --------
-    >>> collect(RunState.open(run_dir, run_id="r", run_date="2026-11-22", config_hash="c"))["train"]  # doctest: +SKIP
+    >>> state = RunState.open(ArrowStore(run_dir), run_id="r", run_date="2026-11-22", config_hash="c")  # doctest: +SKIP
+    >>> collect(state)["train"]  # doctest: +SKIP
     {'history': [...], ...}
     """
     train = state.output("train", TrainOutput)
@@ -45,12 +57,12 @@ def collect(state: RunState) -> dict[str, Any]:
         "run_id": state.run_id,
         "run_date": state.run_date,
         "steps": {step: to_plain(entry) for step, entry in state.steps.items()},
-        "train": _read(train.metrics if train else None),
-        "sgd": _read(sgd.metrics if sgd else None),
-        "mllib_logistic": _read(sgd.mllib if sgd else None),
-        "kmeans": _read(kmeans.metrics if kmeans else None),
-        "mllib_kmeans": _read(kmeans.mllib if kmeans else None),
-        "evaluate": _read(evaluate.metrics if evaluate else None),
+        "train": _read(train.metrics if train else None, store_at),
+        "sgd": _read(sgd.metrics if sgd else None, store_at),
+        "mllib_logistic": _read(sgd.mllib if sgd else None, store_at),
+        "kmeans": _read(kmeans.metrics if kmeans else None, store_at),
+        "mllib_kmeans": _read(kmeans.mllib if kmeans else None, store_at),
+        "evaluate": _read(evaluate.metrics if evaluate else None, store_at),
     }
 
 
@@ -213,13 +225,21 @@ def _markdown(data: dict[str, Any], plots: list[str], steps: dict[str, StepRecor
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir: Path, *, state: RunState) -> Path:
-    """Write ``report/`` (Markdown, JSON and plots) for a run and return the Markdown's path."""
-    out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    data = collect(state)
-    plots = _plots(data, out)
-    write_json(out / "report.json", {**data, "plots": plots})
-    (out / "report.md").write_text(_markdown(data, plots, state.steps))
-    logger.info("report written to %s", out / "report.md")
-    return out / "report.md"
+def write_report(out: Store, *, state: RunState, store_at: StoreAt = ArrowStore) -> str:
+    """Write the report (Markdown, JSON and plots) into ``out``, the run's ``report/`` folder,
+    and return the Markdown's URI.
+
+    Examples
+    --------
+    >>> write_report(ArrowStore(f"{run_dir}/report"), state=state)  # doctest: +SKIP
+    'runs/pipeline/r/report/report.md'
+    """
+    data = collect(state, store_at=store_at)
+    with tempfile.TemporaryDirectory(prefix="sparkdl-report-") as tmp:
+        plots = _plots(data, Path(tmp))
+        for name in plots:
+            out.write_bytes(name, Path(tmp, name).read_bytes())
+    out.write_bytes("report.json", json_bytes({**data, "plots": plots}))
+    out.write_bytes("report.md", _markdown(data, plots, state.steps).encode())
+    logger.info("report written to %s/report.md", out.uri)
+    return f"{out.uri}/report.md"

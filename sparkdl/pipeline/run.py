@@ -1,8 +1,12 @@
 """``sparkdl pipeline``: generate -> prepare -> train -> baselines -> evaluate -> report.
 
-One run is keyed by its run id (default: the run date). Its folder holds ``state.json``, a log
-file and every step's output; re-running a finished run does nothing, re-running a failed one
-resumes at the first unfinished step (training itself resumes from its last checkpoint).
+One run is keyed by its run id (default: the run date). Its folder, ``<pipeline.root>/<run id>``,
+holds ``state.json``, a log file and every step's output; re-running a finished run does
+nothing, re-running a failed one resumes at the first unfinished step (training itself resumes
+from its last checkpoint). ``pipeline.root`` is a store location like every output (a shared
+mount, ``file:``, ``hdfs://``, ``s3a://``, ``abfss://``, ``dbfs:/``): the driver writes the state,
+the log and the report through Spark's Hadoop file system; on a store that is not mounted the
+log is kept in the driver's temporary folder and published after every step.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparkdl.config.loader import to_dict
@@ -33,7 +36,9 @@ from sparkdl.pipeline.outputs import (
     StepResult,
     TrainOutput,
 )
+from sparkdl.pipeline.runlog import RunLog
 from sparkdl.pipeline.state import DONE, RunState, check_run_date, check_run_id, run_folder
+from sparkdl.store import Location
 from sparkdl.store.check import check_output
 from sparkdl.store.hadoop import HadoopStore
 
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-StepFn = Callable[["SparkSession", SparkdlConfig, Path, RunState], StepResult]
+StepFn = Callable[["SparkSession", SparkdlConfig, Location, RunState], StepResult]
 
 
 @dataclass(frozen=True)
@@ -57,28 +62,28 @@ class PipelineResult:
     seconds: float
 
 
-def run_config(cfg: SparkdlConfig, run_dir: Path) -> SparkdlConfig:
+def run_config(cfg: SparkdlConfig, run_dir: Location) -> SparkdlConfig:
     """Point every step's inputs and outputs at the run: data from ``prepare.output``, results
     under ``run_dir``."""
     data = cfg.prepare.output
     return dataclasses.replace(
         cfg,
-        train=dataclasses.replace(cfg.train, dataset=data, output=str(run_dir / "train")),
-        sgd=dataclasses.replace(cfg.sgd, dataset=data, output=str(run_dir / "sgd")),
+        train=dataclasses.replace(cfg.train, dataset=data, output=run_dir.child("train").uri),
+        sgd=dataclasses.replace(cfg.sgd, dataset=data, output=run_dir.child("sgd").uri),
         kmeans=dataclasses.replace(
-            cfg.kmeans, dataset=data, split="train", output=str(run_dir / "kmeans")
+            cfg.kmeans, dataset=data, split="train", output=run_dir.child("kmeans").uri
         ),
         evaluate=dataclasses.replace(
             cfg.evaluate,
-            model=str(run_dir / "train" / "model"),
+            model=run_dir.child("train", "model").uri,
             dataset=None,
-            output=str(run_dir / "evaluate"),
+            output=run_dir.child("evaluate").uri,
         ),
     )
 
 
 def _generate(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
 ) -> StepResult:
     from sparkdl.data.generate import write_generated
 
@@ -86,7 +91,9 @@ def _generate(
     return StepResult(r.summary(), GenerateOutput(path=cfg.generate.output))
 
 
-def _prepare(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
+def _prepare(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
+) -> StepResult:
     from sparkdl.data.prepare import run_prepare
 
     r = run_prepare(spark, cfg=cfg.prepare)
@@ -96,7 +103,9 @@ def _prepare(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunS
     )
 
 
-def _train(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
+def _train(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
+) -> StepResult:
     from sparkdl.train.runner import run_training
 
     r = run_training(spark, train=cfg.train, launch=cfg.launch)
@@ -107,7 +116,7 @@ def _train(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunSta
     return StepResult(summary, TrainOutput(model=r.export_dir, metrics=f"{r.output}/metrics.json"))
 
 
-def _sgd(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
+def _sgd(spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState) -> StepResult:
     with output_lock(cfg.sgd.output, what="sgd.output"):
         return _sgd_locked(spark, cfg)
 
@@ -130,7 +139,9 @@ def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
     return StepResult(summary, output)
 
 
-def _kmeans(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
+def _kmeans(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
+) -> StepResult:
     with output_lock(cfg.kmeans.output, what="kmeans.output"):
         return _kmeans_locked(spark, cfg)
 
@@ -162,7 +173,7 @@ def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
 
 
 def _evaluate(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
 ) -> StepResult:
     from sparkdl.serve.evaluate import run_evaluate
 
@@ -170,15 +181,21 @@ def _evaluate(
     shown = {k: v for k, v in r.metrics.items() if isinstance(v, float)}
     return StepResult(
         ", ".join(f"{k} {v:.4f}" for k, v in shown.items()),
-        EvaluateOutput(metrics=str(Path(r.output) / "metrics.json")),
+        EvaluateOutput(metrics=f"{r.output}/metrics.json"),
     )
 
 
-def _report(spark: SparkSession, cfg: SparkdlConfig, run_dir: Path, state: RunState) -> StepResult:
+def _report(
+    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
+) -> StepResult:
     from sparkdl.pipeline.report import write_report
 
-    path = write_report(run_dir, state=state)
-    return StepResult(f"report at {path}", ReportOutput(report=str(path)))
+    path = write_report(
+        HadoopStore(spark, run_dir.child("report")),
+        state=state,
+        store_at=lambda loc: HadoopStore(spark, loc),
+    )
+    return StepResult(f"report at {path}", ReportOutput(report=path))
 
 
 STEPS: dict[str, StepFn] = {
@@ -224,8 +241,9 @@ def run_pipeline(
     Raises
     ------
     BadInputError
-        A run id that is not one folder name inside ``pipeline.root``, or a run date that is
-        not a real ``YYYY-MM-DD`` date.
+        A run id that is not one folder name inside ``pipeline.root``, a run date that is not
+        a real ``YYYY-MM-DD`` date, or a ``pipeline.root`` that the driver cannot write or,
+        with a non-local master, the executors cannot reach.
 
     Examples
     --------
@@ -236,10 +254,9 @@ def run_pipeline(
     run_date = check_run_date(default_run_date() if run_date is None else run_date)
     run_id = check_run_id(run_date if run_id is None else run_id)
     run_dir = run_folder(cfg.pipeline.root, run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # every step writes below it, from the driver and the executors: all nodes must reach it
-    check_output(spark, str(run_dir), key="pipeline.root")
-    with output_lock(run_dir, what="pipeline run folder (pipeline.root/--run-id)"):
+    check_output(spark, run_dir, key="pipeline.root")
+    with output_lock(run_dir.uri, what="pipeline run folder (pipeline.root/--run-id)", spark=spark):
         return _run_locked(
             spark,
             cfg=run_config(cfg, run_dir),
@@ -254,14 +271,15 @@ def _run_locked(
     spark: SparkSession,
     *,
     cfg: SparkdlConfig,
-    run_dir: Path,
+    run_dir: Location,
     run_id: str,
     run_date: str,
     start: float,
 ) -> PipelineResult:
     """Run the steps left in ``run_dir`` while holding its lock."""
-    state = RunState.open(run_dir, run_id=run_id, run_date=run_date, config_hash=_config_hash(cfg))
-    handler, restore = _log_to_file(run_dir / "pipeline.log")
+    store = HadoopStore(spark, run_dir)
+    state = RunState.open(store, run_id=run_id, run_date=run_date, config_hash=_config_hash(cfg))
+    log = RunLog(store)
     steps = [s for s in STEPS if s in cfg.pipeline.steps]
     ran, skipped = [], []
     try:
@@ -283,41 +301,19 @@ def _run_locked(
             state.finish(step, result)
             ran.append(step)
             _say(f"{i}/{len(steps)} {step}: {result.summary} ({_seconds(state, step):.1f} s)")
+            log.publish()
     finally:
-        restore()
-        handler.close()
+        log.close()
     report = state.output("report", ReportOutput)
     _say(summary_table(state, steps))
     return PipelineResult(
         run_id=run_id,
-        run_dir=str(run_dir),
+        run_dir=run_dir.uri,
         ran=ran,
         skipped=skipped,
         report=report.report if report else None,
         seconds=time.perf_counter() - start,
     )
-
-
-def _log_to_file(path: Path) -> tuple[logging.Handler, Callable[[], None]]:
-    """Send INFO and above to the run's log file without making the console chattier."""
-    root = logging.getLogger()
-    before = root.level
-    quiet = [h for h in root.handlers if h.level == logging.NOTSET]
-    for h in quiet:
-        h.setLevel(before or logging.WARNING)
-    handler = logging.FileHandler(path)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(min(before or logging.WARNING, logging.INFO))
-
-    def restore() -> None:
-        root.removeHandler(handler)
-        root.setLevel(before)
-        for h in quiet:
-            h.setLevel(logging.NOTSET)
-
-    return handler, restore
 
 
 def summary_table(state: RunState, steps: list[str]) -> str:

@@ -1,6 +1,8 @@
 """A pipeline run's state file: which steps finished, so a re-run does only what is left.
 
-``<run dir>/state.json`` is rewritten atomically after every change. A finished run is not
+``<run dir>/state.json`` is rewritten atomically after every change, through the run folder's
+store (:mod:`sparkdl.store`: a shared mount, ``file:``, ``hdfs://``, ``s3a://``, ``abfss://`` or
+``dbfs:/``). A finished run is not
 run again; a failed one resumes at its first unfinished step. A run id is tied to the config
 it started with: the same id with another config is refused rather than mixed.
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from typing import Any, TypeVar
 
 from sparkdl.contract import check_format, from_plain, to_plain
 from sparkdl.errors import BadInputError
-from sparkdl.files import write_json
+from sparkdl.files import json_bytes
 from sparkdl.pipeline.outputs import StepOutput, StepResult
+from sparkdl.store import Location, Store, parse_location
 
 DONE, FAILED, RUNNING = "done", "failed", "running"
 FORMAT = "sparkdl-pipeline-state/1"
@@ -105,24 +107,34 @@ def check_run_date(run_date: str) -> str:
     return run_date
 
 
-def run_folder(root: str | Path, run_id: str) -> Path:
+def run_folder(root: str | Path, run_id: str) -> Location:
     """The folder of run ``run_id``: ``<root>/<run_id>``, checked to be directly inside ``root``.
+
+    ``root`` is a POSIX path or a store URI (``pipeline.root``). On a mounted file system a
+    link that leads the run folder out of ``root`` is refused.
 
     Examples
     --------
-    >>> run_folder("/runs/pipeline", "nightly").as_posix()
+    >>> run_folder("/runs/pipeline", "nightly").uri
     '/runs/pipeline/nightly'
+    >>> run_folder("hdfs://nn:8020/runs/pipeline", "nightly").uri
+    'hdfs://nn:8020/runs/pipeline/nightly'
     """
-    base = Path(os.path.abspath(root))
-    folder = Path(os.path.normpath(base / check_run_id(run_id)))
+    check_run_id(run_id)
+    loc = parse_location(str(root), key="pipeline.root")
+    if loc.scheme not in ("", "file"):
+        return loc.child(run_id)  # a run id is one folder name: it cannot leave root
+    base = Path(loc.path)
+    folder = base / run_id
     resolved_base = base.resolve()
-    if folder.parent != base or (folder.exists() and folder.resolve().parent != resolved_base):
+    if folder.exists() and folder.resolve().parent != resolved_base:
         raise BadInputError(
             f"--run-id {run_id!r} resolves to {folder.resolve()}, outside pipeline.root "
             f"{resolved_base}; run folders must be directly inside pipeline.root (replace a "
             "link there by a real folder, or choose another --run-id)"
         )
-    return resolved_base / run_id
+    resolved = str(resolved_base / run_id)
+    return parse_location(resolved if loc.scheme == "" else f"file://{resolved}")
 
 
 @dataclass(frozen=True)
@@ -156,18 +168,21 @@ class RunState:
 
     Examples
     --------
-    >>> state = RunState.open(run_dir, run_id="r", run_date="2026-11-22", config_hash="c")  # doctest: +SKIP
+    >>> from sparkdl.store.arrow import ArrowStore
+    >>> store = ArrowStore("runs/pipeline/r")  # the driver passes a HadoopStore
+    >>> state = RunState.open(store, run_id="r", run_date="2026-11-22", config_hash="c")  # doctest: +SKIP
     >>> state.output("train", TrainOutput).metrics  # doctest: +SKIP
     'runs/pipeline/r/train/metrics.json'
     """
 
-    def __init__(self, path: Path, record: _StateFile) -> None:
-        self.path = path
+    def __init__(self, store: Store, record: _StateFile) -> None:
+        self.store = store
+        self.path = f"{store.uri}/{STATE}"  # for messages
         self._record = record
 
     @classmethod
-    def open(cls, run_dir: Path, *, run_id: str, run_date: str, config_hash: str) -> RunState:
-        """Load the run's state, or start it.
+    def open(cls, store: Store, *, run_id: str, run_date: str, config_hash: str) -> RunState:
+        """Load the run's state from the run folder ``store``, or start it.
 
         Raises
         ------
@@ -175,18 +190,21 @@ class RunState:
             When the run id exists with another config, or its ``state.json`` is of a format
             this sparkdl does not read, damaged, or missing a field (naming the file).
         """
-        path = run_dir / STATE
-        if path.is_file():
-            record = _parse(path)
+        try:
+            text = store.read_bytes(STATE)
+        except FileNotFoundError:
+            text = None
+        if text is not None:
+            record = _parse(text, source=f"{store.uri}/{STATE}")
             if record.config_hash != config_hash:
                 raise BadInputError(
-                    f"run {run_id!r} in {run_dir} was started with another config "
+                    f"run {run_id!r} in {store.uri} was started with another config "
                     f"({record.config_hash[:12]} vs {config_hash[:12]}); re-run it with "
                     "the same config to resume, or give this config a new --run-id"
                 )
-            return cls(path, record)
+            return cls(store, record)
         state = cls(
-            path,
+            store,
             _StateFile(
                 run_id=run_id,
                 run_date=run_date,
@@ -213,8 +231,8 @@ class RunState:
         return dict(self._record.steps)
 
     def save(self) -> None:
-        """Write ``state.json`` atomically."""
-        write_json(self.path, to_plain(self._record))
+        """Write ``state.json`` atomically (readers see the old file or the new one)."""
+        self.store.write_bytes(STATE, json_bytes(to_plain(self._record)))
 
     def step(self, step: str) -> StepRecord | None:
         """``step``'s entry, or None when it has not started in this run."""
@@ -285,15 +303,15 @@ class RunState:
         self.save()
 
 
-def _parse(path: Path) -> _StateFile:
-    """Read and check ``state.json``."""
+def _parse(text: bytes, *, source: str) -> _StateFile:
+    """Read and check ``state.json``'s content (``source`` names it in messages)."""
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path} is not JSON ({exc}). {_FIX}") from exc
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{source} is not JSON ({exc}). {_FIX}") from exc
     if not isinstance(data, dict):
-        raise BadInputError(f"{path} is not a JSON object. {_FIX}")
+        raise BadInputError(f"{source} is not a JSON object. {_FIX}")
     # written before the field existed, in the layout of format 1
     found = data.get("format", FORMAT)
-    check_format(found, supported=SUPPORTED_FORMATS, source=str(path), fix=_FIX)
-    return from_plain(_StateFile, {**data, "format": found}, source=str(path), fix=_FIX)
+    check_format(found, supported=SUPPORTED_FORMATS, source=source, fix=_FIX)
+    return from_plain(_StateFile, {**data, "format": found}, source=source, fix=_FIX)

@@ -119,7 +119,7 @@ def _evaluate_locked(spark: SparkSession, *, cfg: EvaluateConfig) -> EvalResult:
     from sparkdl.data.fs import HadoopFS
 
     start = time.perf_counter()
-    info = model_info(cfg.model)
+    info = model_info(spark, path=cfg.model)
     dataset = open_dataset(spark, cfg.dataset or info.dataset_version_path)
     if dataset.feature_dim != info.feature_dim:
         raise BadInputError(

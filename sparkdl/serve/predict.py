@@ -47,19 +47,26 @@ class ModelInfo:
         return max(1, len(self.label_values))
 
 
-def model_info(path: str) -> ModelInfo:
-    """Read a trained model folder's card (``sparkdl_model.json``; a path or a store URI).
+def model_info(spark: SparkSession, *, path: str) -> ModelInfo:
+    """Read a trained model folder's card (``sparkdl_model.json``; a path or a store URI)
+    through the driver's Hadoop file system, which holds the cluster's credentials.
 
     Raises
     ------
     BadInputError
         When the folder is not a model written by ``sparkdl train``.
+
+    Examples
+    --------
+    >>> model_info(spark, path="hdfs://nn:8020/runs/train/model").feature_dim  # doctest: +SKIP
+    22
     """
     from sparkdl.store import parse_location
+    from sparkdl.store.hadoop import HadoopStore
     from sparkdl.train.card import read_card
 
     loc = parse_location(path, key="model")
-    card = read_card(loc.uri)
+    card = read_card(loc.uri, store=HadoopStore(spark, loc))
     return ModelInfo(
         path=loc.uri,
         featurizer=card.featurizer,
@@ -178,7 +185,7 @@ def run_predict(spark: SparkSession, *, cfg: PredictConfig) -> PredictResult:
     from sparkdl.store.check import check_output
 
     start = time.perf_counter()
-    info = model_info(cfg.model)
+    info = model_info(spark, path=cfg.model)
     dataset = open_dataset(spark, cfg.dataset or info.dataset_version_path)
     if cfg.raw is not None:
         rows = featurize_raw(spark, raw=cfg.raw, dataset=dataset)

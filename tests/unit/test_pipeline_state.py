@@ -5,6 +5,7 @@ state instead of rebuilding paths."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from sparkdl.pipeline.outputs import (
     TrainOutput,
 )
 from sparkdl.pipeline.report import collect, write_report
+from sparkdl.pipeline.runlog import RunLog
 from sparkdl.pipeline.state import DONE, FAILED, FORMAT, RUNNING, RunState
+from sparkdl.store.arrow import ArrowStore
 
 # Written by sparkdl.pipeline.state at commit e702d1f (before typed outputs and the format
 # field): generate, prepare, train and kmeans done, sgd failed.
@@ -30,7 +33,13 @@ HASH = "ab" * 32
 
 
 def _open(run_dir: Path, config_hash: str = HASH) -> RunState:
-    return RunState.open(run_dir, run_id="r", run_date="2026-11-22", config_hash=config_hash)
+    return RunState.open(
+        ArrowStore(str(run_dir)), run_id="r", run_date="2026-11-22", config_hash=config_hash
+    )
+
+
+def _open_store(store: ArrowStore) -> RunState:
+    return RunState.open(store, run_id="r", run_date="2026-11-22", config_hash=HASH)
 
 
 def _old_run(tmp_path: Path) -> Path:
@@ -174,8 +183,48 @@ def test_the_report_reads_the_files_the_state_records(tmp_path: Path) -> None:
     assert data["train"]["history"] == history and data["evaluate"]["metrics"]["accuracy"] == 0.8125
     assert data["sgd"] is None and data["kmeans"] is None and data["mllib_logistic"] is None
     assert data["steps"]["sgd"]["status"] == FAILED
-    md = write_report(run_dir, state=state).read_text()
+    md_uri = write_report(ArrowStore(str(run_dir / "report")), state=state)
+    assert md_uri == str(run_dir / "report" / "report.md")
+    md = Path(md_uri).read_text()
     assert "| sgd | failed | 0.0 | OSError: lost |" in md
     assert "| train | done |" in md and "0.8125" in md
     report = json.loads((run_dir / "report" / "report.json").read_text())
     assert "training_curves.png" in report["plots"] and "kmeans_cost.png" not in report["plots"]
+
+
+def test_a_run_folder_on_an_object_store_keeps_state_log_and_report_there(
+    object_store: str,
+) -> None:
+    run = ArrowStore(object_store)
+    results = ArrowStore(f"{object_store}/train")
+    results.write_bytes(
+        "metrics.json",
+        json.dumps({"history": [{"epoch": 0, "loss": 0.5, "seconds": 1.0}], "workers": 2}).encode(),
+    )
+    log = RunLog(run)
+    assert log.path.parent != Path("/") and run.local_path() is None  # staged on this machine
+    state = _open_store(run)
+    state.start("train")
+    logging.getLogger("sparkdl.test").info("train started on the cluster")
+    log.publish()
+    assert b"train started on the cluster" in run.read_bytes("pipeline.log")
+    state.finish(
+        "train",
+        StepResult(
+            "ok",
+            TrainOutput(model=f"{object_store}/train/model", metrics=results.uri + "/metrics.json"),
+        ),
+    )
+    log.close()
+    assert not log.path.exists()  # the staged copy goes; the published log stays
+    again = RunLog(run)  # a resumed run appends to the log of the earlier attempt
+    logging.getLogger("sparkdl.test").info("resumed")
+    again.close()
+    text = run.read_bytes("pipeline.log").decode()
+    assert text.index("train started on the cluster") < text.index("resumed")
+    reopened = _open_store(run)
+    assert reopened.status("train") == DONE and reopened.path == f"{object_store}/state.json"
+    md = write_report(ArrowStore(f"{object_store}/report"), state=reopened)
+    assert md == f"{object_store}/report/report.md"
+    report = json.loads(ArrowStore(f"{object_store}/report").read_bytes("report.json"))
+    assert report["train"]["workers"] == 2

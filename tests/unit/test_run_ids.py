@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,13 @@ def test_invalid_run_dates_refused(run_date: str, why: str) -> None:
 
 
 def test_run_folder_is_directly_inside_root(tmp_path: Path) -> None:
-    assert run_folder(tmp_path / "runs", "r1") == (tmp_path / "runs").resolve() / "r1"
+    assert run_folder(tmp_path / "runs", "r1").uri == str((tmp_path / "runs").resolve() / "r1")
+    assert run_folder(f"file://{tmp_path}/runs", "r1").uri == f"file://{tmp_path.resolve()}/runs/r1"
+    assert run_folder("hdfs://nn:8020/runs/", "r1").uri == "hdfs://nn:8020/runs/r1"
+    with pytest.raises(
+        BadInputError, match=re.escape("pipeline.root='ftp://h/runs': no file system")
+    ):
+        run_folder("ftp://h/runs", "r1")
     with pytest.raises(BadInputError, match="not a valid run id"):
         run_folder(tmp_path / "runs", "../../escaped-run")
 

@@ -5,16 +5,13 @@ cannot rename folders: fsspec's in-memory file system standing in for S3)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
-import pyarrow.fs as pafs
 import pytest
 import tensorflow as tf
 
 from sparkdl.errors import BadInputError, InfraError
-from sparkdl.store.arrow import ArrowStore, register_filesystem
+from sparkdl.store.arrow import ArrowStore
 from sparkdl.store.uri import parse_location
 from sparkdl.train.checkpoint import (
     FILES,
@@ -92,18 +89,6 @@ def test_a_store_that_cannot_be_written_fails_with_the_path(tmp_path: Path) -> N
     store = ArrowStore(str(tmp_path / "file" / "out"))
     with pytest.raises(InfraError, match=r"cannot write .*file/out/x.json"):
         store.write_bytes("x.json", b"{}")
-
-
-@pytest.fixture
-def object_store() -> Iterator[str]:
-    """``s3://bucket/...`` served by fsspec's in-memory file system in this process."""
-    memory = fsspec.filesystem("memory")
-    memory.store.clear()
-    fs = pafs.PyFileSystem(pafs.FSSpecHandler(memory))
-    register_filesystem("s3", lambda loc: (fs, "/" + loc.path))
-    yield "s3://bucket/run"
-    register_filesystem("s3", None)
-    memory.store.clear()
 
 
 def _ckpt(value: float) -> tf.train.Checkpoint:
