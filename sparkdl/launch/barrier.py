@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sparkdl.config.schema import LaunchConfig
 from sparkdl.errors import ClusterMisfitError, InfraError
 from sparkdl.launch.child import run_in_child
+from sparkdl.launch.inputerror import SCOPE as INPUT_ERROR_SCOPE
+from sparkdl.launch.inputerror import reported_input_error
 from sparkdl.launch.plan import (
     describe_plan,
     horovod_env,
@@ -298,6 +300,11 @@ class BarrierLauncher:
             except Exception as exc:
                 if watcher.stall_reason:
                     raise LaunchError(watcher.stall_reason) from exc
+                # a rank's bad input, whichever task's failure Spark reports (its peers fail
+                # once it exits and Horovod shuts down, and may be seen first)
+                note = reported_input_error(rdv.scope_items(INPUT_ERROR_SCOPE))
+                if note:
+                    raise LaunchError(f"a Horovod rank of {n} failed{note}") from exc
                 raise LaunchError(_summarise_failure(exc, n)) from exc
             finally:
                 sc.setLocalProperty("spark.jobGroup.id", None)

@@ -12,21 +12,18 @@ worker that owns it: a worker killed with its task (SIGKILL) cannot remove it, s
 the machine removes those folders whose owner process is gone.
 
 A rank that fails on bad input (a :class:`~sparkdl.errors.BadInputError`, such as a model
-function that cannot be built) fails the same way on every attempt: its error's class and message
-travel to the driver inside the failure text (:func:`input_error_in`), which ends the run on the
-first attempt instead of retrying it.
+function that cannot be built) fails the same way on every attempt: its error travels to the
+driver (:mod:`sparkdl.launch.inputerror`), which ends the run on the first attempt instead of
+retrying it.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import ctypes
-import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -40,19 +37,16 @@ from typing import Any
 
 from sparkdl.errors import (
     EXIT_BAD_INPUT,
-    BadInputError,
-    ClusterMisfitError,
     InfraError,
     SparkdlError,
 )
 from sparkdl.launch import spare
+from sparkdl.launch.inputerror import input_error_note, record_input_error
 
 logger = logging.getLogger(__name__)
 
 TAIL_LINES = 100
 TMP_PREFIX = "sparkdl-rank-"
-_ERROR_MARK = "sparkdl-input-error:"
-_ERROR_TOKEN = re.compile(re.escape(_ERROR_MARK) + r"([A-Za-z0-9+/=]+)")
 _PR_SET_PDEATHSIG = 1
 _watching = False
 
@@ -258,7 +252,7 @@ def _supervise(
     if code != 0:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise RankError(
-            f"{label} {how}{_input_error_note(result)}; last {len(tail)} output lines:\n"
+            f"{label} {how}{input_error_note(result)}; last {len(tail)} output lines:\n"
             + "\n".join(tail)
         )
     if not result.exists():
@@ -287,40 +281,6 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
     except (ProcessLookupError, PermissionError):
         proc.kill()
     proc.wait()
-
-
-def _error_file(result: Path | str) -> Path:
-    return Path(f"{result}.error.json")
-
-
-def _input_error_note(result: Path) -> str:
-    """The bad-input error the child recorded, as text for RankError ('' when none)."""
-    try:
-        doc = json.loads(_error_file(result).read_text())
-    except (OSError, ValueError):
-        return ""
-    token = base64.b64encode(json.dumps(doc).encode()).decode()
-    return f" on bad input: {doc['class']}: {doc['message']} [{_ERROR_MARK}{token}]"
-
-
-def input_error_in(text: str) -> SparkdlError | None:
-    """The bad-input error a rank raised, rebuilt from a failure's text (None when none).
-
-    Examples
-    --------
-    >>> input_error_in("lost executor") is None
-    True
-    """
-    match = _ERROR_TOKEN.search(text)
-    if match is None:
-        return None
-    try:
-        doc = json.loads(base64.b64decode(match.group(1)))
-        message, name = str(doc["message"]), str(doc["class"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    cls = ClusterMisfitError if name == "ClusterMisfitError" else BadInputError
-    return cls(message)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -360,8 +320,7 @@ def child_main(payload: str, result: str) -> int:
         value = fn(*args)
     except SparkdlError as exc:
         if exc.exit_code == EXIT_BAD_INPUT:  # deterministic: the driver must not retry it
-            doc = {"class": type(exc).__name__, "message": str(exc)}
-            _error_file(result).write_text(json.dumps(doc))
+            record_input_error(exc, result=result)
         raise
     tmp = Path(result + ".tmp")
     tmp.write_bytes(cloudpickle.dumps(value))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkdl.interrupts import InterruptGuard
 from sparkdl.launch.barrier import BarrierLauncher, LaunchError
-from sparkdl.launch.child import input_error_in
+from sparkdl.launch.inputerror import input_error_in
 from sparkdl.store import Store
 from sparkdl.train.checkpoint import claim_fence, latest_checkpoint
 from sparkdl.train.precheck import check_model_function

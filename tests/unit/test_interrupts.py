@@ -17,10 +17,12 @@ from sparkdl.errors import BadInputError
 from sparkdl.launch.child import (
     TMP_PREFIX,
     RankError,
-    input_error_in,
     remove_stale_folders,
     run_in_child,
 )
+from sparkdl.launch.inputerror import SCOPE as INPUT_ERROR_SCOPE
+from sparkdl.launch.inputerror import input_error_in, reported_input_error
+from sparkdl.launch.rendezvous import SECRET_ENV, RendezvousService
 from sparkdl.train.checkpoint import (
     FencedError,
     claim_fence,
@@ -185,6 +187,31 @@ def test_bad_input_in_a_rank_reaches_the_driver_as_bad_input() -> None:
     with pytest.raises(RankError) as plain:
         run_in_child(_plain_failure, env={}, label="[rank 0]", echo=lambda _l: None)
     assert input_error_in(str(plain.value)) is None
+
+
+def test_bad_input_reaches_the_driver_before_the_rank_exits() -> None:
+    # Its peers fail once it exits; the report at the driver's rendezvous server names it
+    # whichever task's failure Spark shows.
+    with RendezvousService(host="127.0.0.1") as rdv:
+        env = {
+            "HOROVOD_GLOO_RENDEZVOUS_ADDR": rdv.host,
+            "HOROVOD_GLOO_RENDEZVOUS_PORT": str(rdv.port),
+            "HOROVOD_RANK": "1",
+            SECRET_ENV: rdv.secret.hex(),
+        }
+        with pytest.raises(RankError, match="on bad input"):
+            run_in_child(_bad_input, env=env, label="[rank 1]", echo=lambda _l: None)
+        reports = rdv.scope_items(INPUT_ERROR_SCOPE)
+        with pytest.raises(RankError):
+            run_in_child(_plain_failure, env={**env, "HOROVOD_RANK": "0"}, label="[rank 0]",
+                         echo=lambda _l: None)  # fmt: skip
+        assert rdv.scope_items(INPUT_ERROR_SCOPE) == reports  # a plain failure reports nothing
+    assert list(reports) == ["rank-1"]
+    note = reported_input_error(reports)
+    assert note.startswith(" (rank 1) on bad input: BadInputError: train.model.function='m:f'")
+    assert str(input_error_in(f"LaunchError: a Horovod rank of 2 failed{note}")) == (
+        "train.model.function='m:f' returned str, not a Keras model"
+    )
 
 
 def test_run_folders_of_dead_owners_are_removed(tmp_path: Path) -> None:
