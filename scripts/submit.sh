@@ -5,8 +5,18 @@
 # Builds once per version of the stack (kept in dist/):
 #   dist/sparkdl_pipeline-<version>-py3-none-any.whl   the project, shipped (as .zip) with --py-files
 #   dist/sparkdl-env-<stack hash>.tar.gz               the .venv packed with venv-pack (TensorFlow,
-#                                                      Horovod, ...), shipped with --archives and
-#                                                      unpacked as ./environment on each executor
+#                                                      Horovod, ...), unpacked as ./environment in
+#                                                      each executor's working directory
+# How the environment travels depends on where the driver runs:
+#   - YARN, or --deploy-mode cluster: --archives ...#environment (YARN localizes it on each node
+#     without the driver unpacking it; a cluster-mode driver needs it itself).
+#   - spark:// and k8s:// in client mode: the driver runs this machine's .venv, yet Spark unpacks
+#     every --archives on the driver too (21 s and 1.9 GB of its disk per submission, measured
+#     on a standalone cluster here). There the archive goes with --files, and the executors'
+#     Python is dist/sparkdl-python-<stack hash>, a launcher shipped with it: the first Python
+#     worker of an executor unpacks the archive (shipped as dist/sparkdl-env-<stack hash>.pack,
+#     a name Spark does not untar by itself) into ./environment under a lock, deletes the copy,
+#     and every worker then execs ./environment/bin/python.
 # Every -c/--config file is also shipped with --files. Options before the job file go to
 # spark-submit; the job file and what follows go to the job. The driver runs this machine's .venv.
 set -euo pipefail
@@ -25,13 +35,23 @@ for arg in "$@"; do
   if [[ -z "$job" ]]; then submit_args+=("$arg"); else job_args+=("$arg"); fi
 done
 [[ -n "$job" ]] || { echo "usage: $0 [spark-submit options] jobs/<job>.py [job options]" >&2; exit 2; }
+master=""; deploy_mode="client"
+for ((i = 0; i < ${#submit_args[@]}; i++)); do
+  case "${submit_args[$i]}" in
+    --master) master="${submit_args[$((i + 1))]:-}" ;;
+    --master=*) master="${submit_args[$i]#--master=}" ;;
+    --deploy-mode) deploy_mode="${submit_args[$((i + 1))]:-}" ;;
+    --deploy-mode=*) deploy_mode="${submit_args[$i]#--deploy-mode=}" ;;
+  esac
+done
 files=()
 for ((i = 0; i < ${#job_args[@]}; i++)); do
   case "${job_args[$i]}" in -c|--config) files+=("$(realpath "${job_args[$((i + 1))]}")") ;; esac
 done
 
 # ---- build the wheel and the packed environment (cached) -----------------------------------
-"$PY" -m pip install -q -c requirements/constraints.txt "venv-pack==0.2.0"
+[[ -x "$ROOT/.venv/bin/venv-pack" ]] ||
+  "$PY" -m pip install -q -c requirements/constraints.txt "venv-pack==0.2.0"
 wheel="$(ls "$DIST"/sparkdl_pipeline-*.whl 2>/dev/null | head -n 1 || true)"
 src_hash="$(cat pyproject.toml $(git ls-files sparkdl) 2>/dev/null | sha256sum | cut -c1-16)"
 if [[ ! -f "$DIST/.wheel-$src_hash" || -z "$wheel" ]]; then
@@ -46,8 +66,8 @@ pyfile="${wheel%.whl}.zip"
 cp -f "$wheel" "$pyfile"
 # What executors never use: the JVM jars of pyspark (the worker's own Spark runs the executor),
 # TensorFlow's C++ headers and cmake (both only for building Horovod). Left out, the archive
-# holds 28k files instead of 40k and 1.8 GB instead of 2.4 GB, which every executor and the
-# driver (spark.archives are unpacked there too) unpack once per application.
+# holds 28k files instead of 40k and 1.8 GB instead of 2.4 GB, which every executor unpacks once
+# per application (and, with --archives, a standalone driver too).
 slim=('lib/python*/site-packages/pyspark/jars/*' 'lib/python*/site-packages/tensorflow/include/*'
   'lib/python*/site-packages/cmake/*' 'bin/cmake' 'bin/ccmake' 'bin/cpack' 'bin/ctest')
 env_hash="$( (cat .venv/.sparkdl-setup.sha256; printf '%s\n' "${slim[@]}") | sha256sum | cut -c1-16)"
@@ -66,13 +86,43 @@ if [[ ! -f "$archive" ]]; then
   mv "$archive.tmp" "$archive"
 fi
 
+# ---- the executors' Python where the driver must not unpack the archive -------------------
+launcher="$DIST/sparkdl-python-$env_hash"
+# Spark untars any --files named *.tar.gz, *.tgz or *.tar (on the driver too): ship a link to the
+# archive under a name it leaves alone.
+shipped="$DIST/sparkdl-env-$env_hash.pack"
+if [[ ! -f "$launcher" || ! "$shipped" -ef "$archive" ]]; then
+  rm -f "$DIST"/sparkdl-python-* "$DIST"/sparkdl-env-*.pack
+  ln "$archive" "$shipped"
+  cat > "$launcher.tmp" <<LAUNCHER
+#!/bin/sh
+# The executors' Python (written by scripts/submit.sh): unpack $(basename "$shipped"), shipped
+# with --files into this executor's working directory, into ./environment once, then run it.
+set -e
+if [ ! -x ./environment/bin/python ]; then
+  exec 9>./.environment.lock
+  command -v flock >/dev/null 2>&1 && flock 9
+  if [ ! -x ./environment/bin/python ]; then
+    rm -rf ./.environment.tmp && mkdir ./.environment.tmp
+    tar -xzf ./$(basename "$shipped") -C ./.environment.tmp
+    mv ./.environment.tmp ./environment && rm -f ./$(basename "$shipped")
+  fi
+  exec 9>&-
+fi
+exec ./environment/bin/python "\$@"
+LAUNCHER
+  chmod +x "$launcher.tmp" && mv "$launcher.tmp" "$launcher"
+fi
+
 # ---- submit ---------------------------------------------------------------------------------
 source "$ROOT/.venv/bin/activate"   # pyspark's spark-submit finds SPARK_HOME from the venv
-cmd=(spark-submit
-  --archives "$archive#environment"
-  --py-files "$pyfile"
-  --conf spark.pyspark.python=./environment/bin/python
-  --conf spark.pyspark.driver.python="$PY")
+cmd=(spark-submit --py-files "$pyfile" --conf spark.pyspark.driver.python="$PY")
+if [[ ( "$master" == spark://* || "$master" == k8s://* ) && "$deploy_mode" == client ]]; then
+  files=("$shipped" "$launcher" ${files[@]+"${files[@]}"})
+  cmd+=(--conf "spark.pyspark.python=./$(basename "$launcher")")
+else
+  cmd+=(--archives "$archive#environment" --conf spark.pyspark.python=./environment/bin/python)
+fi
 [[ ${#files[@]} -gt 0 ]] && cmd+=(--files "$(IFS=,; echo "${files[*]}")")
 cmd+=("${submit_args[@]}" "$job" "${job_args[@]}")
 log "${cmd[*]}"

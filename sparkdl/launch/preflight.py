@@ -214,7 +214,8 @@ def _fix() -> str:
         "Point the executors at an interpreter that has this project and its dependencies "
         "installed: set spark.pyspark.python (or PYSPARK_PYTHON in the executors' environment) "
         "to it, the same path on every executor host; or ship the environment with "
-        "scripts/submit.sh (--archives). The driver runs "
+        "scripts/submit.sh, which packs this venv for executors with nothing installed. The "
+        "driver runs "
         f"{sys.executable} (sparkdl {sparkdl.__version__})."
     )
 

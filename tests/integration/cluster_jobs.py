@@ -44,8 +44,12 @@ JVM_CONF = (
 SCRATCH = [
     re.compile(p)
     for p in (
-        # spark-submit's --archives (unpacked), --py-files and --files; the executor's log
-        r"^node/work/app-[0-9-]+/\d+/(environment(/|$)|[^/]+\.(zip|yaml)$|stdout$|stderr$)",
+        # the packed environment (unpacked, or still packed where no Python worker started) and
+        # submit.sh's launcher that unpacks it, its lock;
+        # spark-submit's --py-files and --files; the executor's log
+        r"^node/work/app-[0-9-]+/\d+/(environment(/|$)|sparkdl-(python-[0-9a-f]+|env-[0-9a-f]+\.pack)$"
+        r"|\.environment\.lock$"
+        r"|[^/]+\.(zip|yaml)$|stdout$|stderr$)",
         r"^node/local/spark-[^/]+/",  # Spark's local dirs: block manager, fetch cache
         r"^tmp/hsperfdata_[^/]+/",  # the JVM's performance counters
         r"^tmp/spark-[^/]+/",  # Spark's temporary dirs (an archive while it is fetched)

@@ -289,7 +289,9 @@ def test_jobs_engine_task_retry_through_the_job_entry_point(
             f"{section}.partitions=2",
             "--set",
             f"{section}.fault.partition={fault}",
-            *(["--set", "kmeans.k=5"] if section == "kmeans" else ["--compare"]),
+            *(["--set", "kmeans.k=5"] if section == "kmeans" else []),
+            # the comparison table once, with the undisturbed run
+            *(["--compare"] if section == "sgd" and fault < 0 else []),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stderr[-3000:]

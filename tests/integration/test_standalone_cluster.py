@@ -3,11 +3,12 @@
 One cluster for the module: ``scripts/cluster.sh start --nodes 3`` (1 core each, ports
 7177/8180; see tests/integration/multinode.py). Each node has its own disk and /tmp; the driver
 (this machine) and the nodes share only the cluster's shared dir, where every input and output
-of these tests lives. The pipeline (generate, prepare, train, sgd, kmeans, evaluate, report) and
-predict go through ``scripts/submit.sh``: the project as a wheel, the venv packed for the
-executors. The node-loss tests and the refusal submit with the venv's own spark-submit (the nodes
-run the venv's Python), which spares each of them the packed environment's unpacking (20 s on
-the driver, 16 s on each executor here). Needs root and ``unshare``: skipped without.
+of these tests lives. Every job goes through ``scripts/submit.sh`` (the project as a wheel, the
+venv packed for the executors): the pipeline (its run folder a ``file:`` URI), and each of
+generate, prepare, train, sgd, kmeans, evaluate and predict on its own, train and sgd while they
+lose a node. The refusal and the pipeline's rerun submit with the venv's own spark-submit (the
+nodes run the venv's Python), which spares their executors the packed environment's unpacking
+(15 s each here). Needs root and ``unshare``: skipped without.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _pipeline_sets(shared: Path) -> list[str]:
         f"generate.output={shared / 'raw'}",
         f"prepare.input.path={shared / 'raw'}",
         f"prepare.output={shared / 'prepared'}",
-        f"pipeline.root={shared / 'runs'}",
+        f"pipeline.root=file://{shared / 'runs'}",
         "pipeline.compare_mllib=false",
         *TRAIN,
         *SGD,
@@ -190,6 +191,72 @@ def test_predict_through_submit_sh_on_raw_data_writes_on_the_shared_store(
     assert sweep(cluster) == {}
 
 
+def test_generate_prepare_kmeans_evaluate_each_through_submit_sh_write_on_the_shared_store(
+    cluster: MultiNodeCluster, finished: Finished
+) -> None:
+    solo = finished.shared / "solo"
+    # one executor each: one unpacking of the environment per job; evaluate runs meanwhile
+    one = ("--conf", "spark.cores.max=1")
+    evaluate = RunningJob(
+        cluster,
+        submit_command(
+            cluster,
+            "evaluate.py",
+            f"evaluate.model=file://{finished.run_dir / 'train' / 'model'}",
+            f"evaluate.output=file://{solo / 'evaluate'}",
+            packed=True,
+            conf=one,
+        ),
+    )
+    try:
+        jobs = {
+            "generate_data.py": ("generate.rows=2000", f"generate.output={solo / 'raw'}"),
+            "prepare_data.py": (
+                f"prepare.input.path={solo / 'raw'}",
+                f"prepare.output={solo / 'prepared'}",
+            ),
+            "kmeans.py": (
+                f"kmeans.dataset={solo / 'prepared'}",
+                f"kmeans.output=file://{solo / 'kmeans'}",
+                "kmeans.k=2",
+                "kmeans.partitions=1",
+            ),
+        }
+        outs = {
+            job: submit(cluster, submit_command(cluster, job, *sets, packed=True, conf=one))
+            for job, sets in jobs.items()
+        }
+        evaluated = evaluate.finish()
+    finally:
+        evaluate.stop()
+    assert "OK: wrote 2000 classification rows" in outs["generate_data.py"], tail(
+        outs["generate_data.py"]
+    )
+    assert "2000 rows in, 2000 valid, 0 quarantined" in outs["prepare_data.py"]
+    (manifest,) = (solo / "prepared").glob("versions/*/manifest.json")
+    splits = json.loads(manifest.read_text())["splits"]
+    assert sum(split["rows"] for split in splits.values()) == 2000
+    kmeans = json.loads((solo / "kmeans" / "metrics.json").read_text())
+    assert kmeans["config"]["k"] == 2 and (solo / "kmeans" / "model.npz").is_file()
+    metrics = json.loads((solo / "evaluate" / "metrics.json").read_text())["metrics"]
+    train = json.loads((finished.run_dir / "train" / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(train["test"]["accuracy"], abs=0.02), evaluated
+    # the four applications shipped the packed environment; kmeans' and evaluate's executors
+    # (generate and prepare run no Python there) unpacked it on their node and ran it
+    assert len(_apps_with(cluster, "sparkdl-python-*")) == 4
+    assert len(_apps_with(cluster, "environment/bin/python")) == 2
+    assert sweep(cluster) == {}
+
+
+def _apps_with(c: MultiNodeCluster, pattern: str) -> set[str]:
+    """The applications with ``pattern`` in one of their executors' working dirs."""
+    found = set()
+    for i in range(1, c.nodes + 1):
+        work = c.node_view(i, c.node_dir(i) / "work")
+        found |= {p.relative_to(work).parts[0] for p in work.glob(f"app-*/*/{pattern}")}
+    return found
+
+
 def test_an_output_only_the_driver_sees_is_refused_before_the_stage(
     cluster: MultiNodeCluster, finished: Finished, tmp_path: Path
 ) -> None:
@@ -240,6 +307,7 @@ def test_losing_rank_0s_node_mid_epoch_resumes_elsewhere_with_identical_weights(
         "train.fault.rank=0",
         "train.fault.epoch=1",
         "train.fault.batch=2",
+        packed=True,
         conf=THREE_EXECUTORS,
     )
     job = RunningJob(c, cmd)
@@ -292,6 +360,7 @@ def test_losing_a_node_of_the_sgd_barrier_stage_gives_the_undisturbed_model(
         f"sgd.dataset={finished.dataset}",
         f"sgd.output={output}",
         *SGD,
+        packed=True,
         conf=THREE_EXECUTORS,
     )
     job = RunningJob(c, cmd)
