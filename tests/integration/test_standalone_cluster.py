@@ -168,46 +168,33 @@ def test_pipeline_through_submit_sh_writes_every_output_on_the_shared_store(
     assert sweep(cluster) == {}
 
 
-def test_predict_through_submit_sh_on_raw_data_writes_on_the_shared_store(
+def test_each_job_through_submit_sh_on_its_own_writes_on_the_shared_store(
     cluster: MultiNodeCluster, finished: Finished
 ) -> None:
     import pyarrow.parquet as pq
 
-    out_dir = finished.shared / "predicted"
-    out = submit(
-        cluster,
-        submit_command(
-            cluster,
-            "predict.py",
-            f"predict.model={finished.run_dir / 'train' / 'model'}",
-            f"predict.raw.path={finished.shared / 'raw'}",
-            f"predict.output={out_dir}",
-            packed=True,
-        ),
-    )
-    assert f"wrote 6000 predictions to file:{out_dir}" in out, tail(out)
-    table = pq.read_table(out_dir)
-    assert table.num_rows == 6000 and "prediction" in table.column_names
-    assert sweep(cluster) == {}
-
-
-def test_generate_prepare_kmeans_evaluate_each_through_submit_sh_write_on_the_shared_store(
-    cluster: MultiNodeCluster, finished: Finished
-) -> None:
     solo = finished.shared / "solo"
-    # one executor each: one unpacking of the environment per job; evaluate runs meanwhile
+    # one executor each (one unpacking of the environment per job): evaluate and predict (on
+    # raw CSV) run while generate, prepare and kmeans run one after the other
     one = ("--conf", "spark.cores.max=1")
-    evaluate = RunningJob(
-        cluster,
-        submit_command(
-            cluster,
+    model = f"file://{finished.run_dir / 'train' / 'model'}"
+    beside = {
+        "evaluate": (
             "evaluate.py",
-            f"evaluate.model=file://{finished.run_dir / 'train' / 'model'}",
+            f"evaluate.model={model}",
             f"evaluate.output=file://{solo / 'evaluate'}",
-            packed=True,
-            conf=one,
         ),
-    )
+        "predict": (
+            "predict.py",
+            f"predict.model={model}",
+            f"predict.raw.path={finished.shared / 'raw'}",
+            f"predict.output={solo / 'predicted'}",
+        ),
+    }
+    running = {
+        name: RunningJob(cluster, submit_command(cluster, *job, packed=True, conf=one))
+        for name, job in beside.items()
+    }
     try:
         jobs = {
             "generate_data.py": ("generate.rows=2000", f"generate.output={solo / 'raw'}"),
@@ -226,9 +213,10 @@ def test_generate_prepare_kmeans_evaluate_each_through_submit_sh_write_on_the_sh
             job: submit(cluster, submit_command(cluster, job, *sets, packed=True, conf=one))
             for job, sets in jobs.items()
         }
-        evaluated = evaluate.finish()
+        done = {name: job.finish() for name, job in running.items()}
     finally:
-        evaluate.stop()
+        for job in running.values():
+            job.stop()
     assert "OK: wrote 2000 classification rows" in outs["generate_data.py"], tail(
         outs["generate_data.py"]
     )
@@ -240,11 +228,16 @@ def test_generate_prepare_kmeans_evaluate_each_through_submit_sh_write_on_the_sh
     assert kmeans["config"]["k"] == 2 and (solo / "kmeans" / "model.npz").is_file()
     metrics = json.loads((solo / "evaluate" / "metrics.json").read_text())["metrics"]
     train = json.loads((finished.run_dir / "train" / "metrics.json").read_text())
-    assert metrics["accuracy"] == pytest.approx(train["test"]["accuracy"], abs=0.02), evaluated
-    # the four applications shipped the packed environment; kmeans' and evaluate's executors
-    # (generate and prepare run no Python there) unpacked it on their node and ran it
-    assert len(_apps_with(cluster, "sparkdl-python-*")) == 4
-    assert len(_apps_with(cluster, "environment/bin/python")) == 2
+    assert metrics["accuracy"] == pytest.approx(train["test"]["accuracy"], abs=0.02), done
+    assert f"wrote 6000 predictions to file:{solo / 'predicted'}" in done["predict"], tail(
+        done["predict"]
+    )
+    table = pq.read_table(solo / "predicted")
+    assert table.num_rows == 6000 and "prediction" in table.column_names
+    # the five applications shipped the packed environment; those of kmeans, evaluate and
+    # predict (generate and prepare run no Python on the executors) unpacked it and ran it
+    assert len(_apps_with(cluster, "sparkdl-python-*")) == 5
+    assert len(_apps_with(cluster, "environment/bin/python")) == 3
     assert sweep(cluster) == {}
 
 
