@@ -42,6 +42,11 @@ def run_in_slow_network(
     SlowNetUnsupportedError
         When the namespace cannot be made here; its message is the script's reason.
     """
+    if not SCRIPT.is_file():
+        raise SlowNetUnsupportedError(
+            f"{SCRIPT} is missing: the slow network needs sparkdl's repository checkout "
+            "(scripts/slownet.sh), not an installed wheel"
+        )
     done = subprocess.run(
         slow_network_command(cmd, rate=rate),
         capture_output=True,

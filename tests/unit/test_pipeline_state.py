@@ -202,7 +202,9 @@ def test_a_run_folder_on_an_object_store_keeps_state_log_and_report_there(
         json.dumps({"history": [{"epoch": 0, "loss": 0.5, "seconds": 1.0}], "workers": 2}).encode(),
     )
     log = RunLog(run)
-    assert log.path.parent != Path("/") and run.local_path() is None  # staged on this machine
+    # not mounted: the log is written on this machine, and nothing is on the store until published
+    assert run.local_path() is None and log.path.is_file()
+    assert not run.exists("pipeline.log")
     state = _open_store(run)
     state.start("train")
     logging.getLogger("sparkdl.test").info("train started on the cluster")
