@@ -5,18 +5,18 @@
 # Builds once per version of the stack (kept in dist/):
 #   dist/sparkdl_pipeline-<version>-py3-none-any.whl   the project, shipped (as .zip) with --py-files
 #   dist/sparkdl-env-<stack hash>.tar.gz               the .venv packed with venv-pack (TensorFlow,
-#                                                      Horovod, ...), unpacked as ./environment in
-#                                                      each executor's working directory
+#                                                      Horovod, ...)
 # How the environment travels depends on where the driver runs:
 #   - YARN, or --deploy-mode cluster: --archives ...#environment (YARN localizes it on each node
 #     without the driver unpacking it; a cluster-mode driver needs it itself).
 #   - spark:// and k8s:// in client mode: the driver runs this machine's .venv, yet Spark unpacks
 #     every --archives on the driver too (21 s and 1.9 GB of its disk per submission, measured
-#     on a standalone cluster here). There the archive goes with --files, and the executors'
-#     Python is dist/sparkdl-python-<stack hash>, a launcher shipped with it: the first Python
-#     worker of an executor unpacks the archive (shipped as dist/sparkdl-env-<stack hash>.pack,
-#     a name Spark does not untar by itself) into ./environment under a lock, deletes the copy,
-#     and every worker then execs ./environment/bin/python.
+#     on a standalone cluster here), and on every executor of every application (15 s each).
+#     There the archive goes with --files, as dist/sparkdl-env-<stack hash>.pack (a name Spark
+#     does not untar by itself), and the executors' Python is dist/sparkdl-python-<stack hash>,
+#     scripts/executor-python.sh shipped with it: it unpacks the archive once per node and stack
+#     into the node's cache (a standalone worker's dir: <worker dir>/.sparkdl-env), deletes the
+#     executor's copy and execs the cached environment's Python.
 # Every -c/--config file is also shipped with --files. Options before the job file go to
 # spark-submit; the job file and what follows go to the job. The driver runs this machine's .venv.
 set -euo pipefail
@@ -89,28 +89,13 @@ fi
 # ---- the executors' Python where the driver must not unpack the archive -------------------
 launcher="$DIST/sparkdl-python-$env_hash"
 # Spark untars any --files named *.tar.gz, *.tgz or *.tar (on the driver too): ship a link to the
-# archive under a name it leaves alone.
+# archive under a name it leaves alone, and scripts/executor-python.sh (which unpacks it once per
+# node) named after the stack it runs.
 shipped="$DIST/sparkdl-env-$env_hash.pack"
-if [[ ! -f "$launcher" || ! "$shipped" -ef "$archive" ]]; then
+if [[ ! "$shipped" -ef "$archive" ]] || ! cmp -s scripts/executor-python.sh "$launcher"; then
   rm -f "$DIST"/sparkdl-python-* "$DIST"/sparkdl-env-*.pack
   ln "$archive" "$shipped"
-  cat > "$launcher.tmp" <<LAUNCHER
-#!/bin/sh
-# The executors' Python (written by scripts/submit.sh): unpack $(basename "$shipped"), shipped
-# with --files into this executor's working directory, into ./environment once, then run it.
-set -e
-if [ ! -x ./environment/bin/python ]; then
-  exec 9>./.environment.lock
-  command -v flock >/dev/null 2>&1 && flock 9
-  if [ ! -x ./environment/bin/python ]; then
-    rm -rf ./.environment.tmp && mkdir ./.environment.tmp
-    tar -xzf ./$(basename "$shipped") -C ./.environment.tmp
-    mv ./.environment.tmp ./environment && rm -f ./$(basename "$shipped")
-  fi
-  exec 9>&-
-fi
-exec ./environment/bin/python "\$@"
-LAUNCHER
+  cp scripts/executor-python.sh "$launcher.tmp"
   chmod +x "$launcher.tmp" && mv "$launcher.tmp" "$launcher"
 fi
 

@@ -44,12 +44,12 @@ JVM_CONF = (
 SCRATCH = [
     re.compile(p)
     for p in (
-        # the packed environment (unpacked, or still packed where no Python worker started) and
-        # submit.sh's launcher that unpacks it, its lock;
-        # spark-submit's --py-files and --files; the executor's log
-        r"^node/work/app-[0-9-]+/\d+/(environment(/|$)|sparkdl-(python-[0-9a-f]+|env-[0-9a-f]+\.pack)$"
-        r"|\.environment\.lock$"
-        r"|[^/]+\.(zip|yaml)$|stdout$|stderr$)",
+        # the packed environment (where no Python worker started) and submit.sh's launcher
+        # (scripts/executor-python.sh); spark-submit's --py-files and --files; the executor's log
+        r"^node/work/app-[0-9-]+/\d+/(sparkdl-(python-[0-9a-f]+|env-[0-9a-f]+\.pack)"
+        r"|[^/]+\.(zip|yaml)|stdout|stderr)$",
+        # the node's cache of unpacked environments (one per stack), its locks
+        r"^node/work/\.sparkdl-env/(\.?sparkdl-env-[0-9a-f]+(/|\.lock$|\.use\.lock$))",
         r"^node/local/spark-[^/]+/",  # Spark's local dirs: block manager, fetch cache
         r"^tmp/hsperfdata_[^/]+/",  # the JVM's performance counters
         r"^tmp/spark-[^/]+/",  # Spark's temporary dirs (an archive while it is fetched)
@@ -177,7 +177,7 @@ def _scratch(rel: str) -> bool:
 
 def sweep(c: MultiNodeCluster) -> dict[int, list[str]]:
     """What the finished applications left beyond scratch on each live node ({} if nothing);
-    then remove their work dirs (each holds an unpacked environment, 1.9 GB of a node's RAM)."""
+    then remove their work dirs (the node's cache of unpacked environments stays)."""
     left = {}
     for i in range(1, c.nodes + 1):
         if not c.alive(i):
@@ -204,6 +204,17 @@ def rank_process(c: MultiNodeCluster, rank: int) -> tuple[int, int] | None:
             if f"HOROVOD_RANK={rank}".encode() in env:
                 return i, pid
     return None
+
+
+def unpackings(c: MultiNodeCluster) -> dict[int, int]:
+    """How many times each live node's executors unpacked the packed environment (in the
+    logs of the applications not swept yet)."""
+    said = "sparkdl: unpacked the environment into "
+    return {
+        i: sum(log.count(said) for log in executor_logs(c, i))
+        for i in range(1, c.nodes + 1)
+        if c.alive(i)
+    }
 
 
 def executor_logs(c: MultiNodeCluster, i: int) -> list[str]:

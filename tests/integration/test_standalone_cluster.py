@@ -6,9 +6,10 @@ One cluster for the module: ``scripts/cluster.sh start --nodes 3`` (1 core each,
 of these tests lives. Every job goes through ``scripts/submit.sh`` (the project as a wheel, the
 venv packed for the executors): the pipeline (its run folder a ``file:`` URI), and each of
 generate, prepare, train, sgd, kmeans, evaluate and predict on its own, train and sgd while they
-lose a node. The refusal and the pipeline's rerun submit with the venv's own spark-submit (the
-nodes run the venv's Python), which spares their executors the packed environment's unpacking
-(15 s each here). Needs root and ``unshare``: skipped without.
+lose a node. Each node unpacks the packed environment once, for the pipeline, into its cache
+(scripts/executor-python.sh); the later jobs' executors reuse it. The refusal and the
+pipeline's rerun submit with the venv's own spark-submit (the nodes run the venv's Python).
+Needs root and ``unshare``: skipped without.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tests.integration.cluster_jobs import (
     submit_command,
     sweep,
     tail,
+    unpackings,
     wait_until,
 )
 from tests.integration.multinode import (
@@ -88,6 +90,7 @@ class Finished:
     dataset: str
     output: str
     left: dict[int, list[str]]
+    unpacked: dict[int, int]
 
 
 def _pipeline_sets(shared: Path) -> list[str]:
@@ -113,6 +116,7 @@ def finished(cluster: MultiNodeCluster) -> Finished:
         run_dir=shared / "runs" / RUN_ID,
         dataset=str(shared / "prepared"),
         output=out,
+        unpacked=unpackings(cluster),
         left=sweep(cluster),
     )
 
@@ -130,7 +134,10 @@ def test_pipeline_through_submit_sh_writes_every_output_on_the_shared_store(
     ran = f"pipeline run {RUN_ID}: ran generate, prepare, train, sgd, kmeans, evaluate, report"
     assert ran in out, tail(out)
     # the executors ran the packed environment, not this machine's venv
-    assert re.search(r"executors' Python: \S+/work/app-[0-9-]+/\d+/environment/bin/python", out)
+    cache = r"/work/\.sparkdl-env/sparkdl-env-[0-9a-f]{16}/bin/python"
+    assert re.search(rf"executors' Python: \S+{cache}", out), tail(out)
+    # its two executors' nodes unpacked the environment, each once (however many workers)
+    assert sorted(finished.unpacked.values()) == [0, 1, 1], finished.unpacked
     all_steps = ["evaluate", "generate", "kmeans", "prepare", "report", "sgd", "train"]
     assert _steps_done(run) == all_steps
     train = json.loads((run / "train" / "metrics.json").read_text())
@@ -174,8 +181,8 @@ def test_each_job_through_submit_sh_on_its_own_writes_on_the_shared_store(
     import pyarrow.parquet as pq
 
     solo = finished.shared / "solo"
-    # one executor each (one unpacking of the environment per job): evaluate and predict (on
-    # raw CSV) run while generate, prepare and kmeans run one after the other
+    # one executor each: evaluate and predict (on raw CSV) run while generate, prepare and
+    # kmeans run one after the other
     one = ("--conf", "spark.cores.max=1")
     model = f"file://{finished.run_dir / 'train' / 'model'}"
     beside = {
@@ -234,10 +241,15 @@ def test_each_job_through_submit_sh_on_its_own_writes_on_the_shared_store(
     )
     table = pq.read_table(solo / "predicted")
     assert table.num_rows == 6000 and "prediction" in table.column_names
-    # the five applications shipped the packed environment; those of kmeans, evaluate and
-    # predict (generate and prepare run no Python on the executors) unpacked it and ran it
+    # the five applications shipped the packed environment; the executors of kmeans, evaluate
+    # and predict ran it from their node's cache (their copy of the archive is gone), with no
+    # unpacking where the pipeline had unpacked it; generate and prepare run no Python on the
+    # executors (their copy is left)
     assert len(_apps_with(cluster, "sparkdl-python-*")) == 5
-    assert len(_apps_with(cluster, "environment/bin/python")) == 3
+    assert len(_apps_with(cluster, "sparkdl-env-*.pack")) == 2
+    now = unpackings(cluster)
+    assert all(now[i] == 0 for i, n in finished.unpacked.items() if n), (now, finished.unpacked)
+    assert all(n <= 1 for n in now.values()), now
     assert sweep(cluster) == {}
 
 
