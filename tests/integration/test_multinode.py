@@ -186,11 +186,18 @@ def test_stop_leaves_no_process_of_the_cluster_and_touches_no_other(
     master = int((cluster.state / "pids" / "master.pid").read_text())
     orphan2 = next(t["orphan_pid"] for t in probe.report["tasks"] if t["node"] == "2")
     assert orphan2 in processes_in_namespace(namespaces[1])  # outlived the application
+    # the nodes' processes, each by pid and start time (a pid may be reused after the stop;
+    # so may a namespace's inode number, by a node another test file's cluster starts)
+    before = {(pid, _started(pid)) for ns in namespaces for pid in processes_in_namespace(ns)}
+    assert orphan2 in {pid for pid, _ in before}, before
     bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
         stopped = cluster.script("stop")
         assert stopped.returncode == 0, stopped.stderr
-        assert all(processes_in_namespace(ns) == [] for ns in namespaces)
+        assert [p for p, started in before if _started(p) == started] == []
+        nodes = {f"SPARKDL_NODE_DIR={cluster.node_dir(i)}".encode() for i in (1, 2)}
+        left = [p for ns in namespaces for p in processes_in_namespace(ns) if _environ(p) & nodes]
+        assert left == []
         assert not Path(f"/proc/{master}").exists() or command_line(master) == ""
         assert bystander.poll() is None
         assert "nothing started" in cluster.script("status").stdout
@@ -198,6 +205,21 @@ def test_stop_leaves_no_process_of_the_cluster_and_touches_no_other(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks after boot), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _environ(pid: int) -> set[bytes]:
+    try:
+        return set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    except OSError:
+        return set()
 
 
 def _path_without(tool: str, into: Path) -> str:
