@@ -68,7 +68,20 @@ class TrainConfig:
     warmup_epochs: float = field(default=1.0, metadata={"min": 0.0})
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     early_stopping_patience: int = field(default=0, metadata={"min": 0})
-    compression: Literal["none", "fp16"] = "none"
+    # How the ranks combine their work (sparkdl.train.modes states each mode's rules):
+    # sync (every step), accumulate (accumulate_steps passes per exchange), local_sgd (each
+    # rank steps alone; weights and optimizer state averaged every local_sgd_period steps and
+    # at each epoch's end; sync for the local_sgd_warmup_epochs first epochs: post-local SGD).
+    mode: Literal["sync", "accumulate", "local_sgd"] = "sync"
+    accumulate_steps: int = field(default=1, metadata={"min": 1})
+    local_sgd_period: int = field(default=8, metadata={"min": 1})
+    local_sgd_warmup_epochs: int = field(default=0, metadata={"min": 0})
+    # The gradient exchange of sync and accumulate (sparkdl.train.exchange): none (fp32),
+    # fp16, topk (topk_density of each tensor's entries, error feedback), powersgd (rank
+    # powersgd_rank, error feedback; needs matrix-shaped weights).
+    compression: Literal["none", "fp16", "topk", "powersgd"] = "none"
+    topk_density: float = 0.01
+    powersgd_rank: int = field(default=4, metadata={"min": 1})
     max_attempts: int = field(default=3, metadata={"min": 1})
     seed: int = 42
     reader_workers: int = field(default=2, metadata={"min": 1})
@@ -78,3 +91,21 @@ class TrainConfig:
     shuffle_buffer: int = field(default=10_000, metadata={"min": 0})
     tensorboard: bool = True
     fault: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.topk_density <= 1.0:
+            raise BadInputError(
+                f"train.topk_density is {self.topk_density!r}; allowed: 0 < density <= 1 (the "
+                "share of each tensor's entries sent per step, e.g. 0.01)"
+            )
+        if self.mode == "local_sgd" and self.compression != "none":
+            raise BadInputError(
+                f"train.compression={self.compression} does not apply to train.mode=local_sgd "
+                "(it averages weights, not gradients); allowed there: none. Use mode sync or "
+                "accumulate to compress gradients"
+            )
+        if self.mode != "accumulate" and self.accumulate_steps != 1:
+            raise BadInputError(
+                f"train.accumulate_steps={self.accumulate_steps} needs train.mode=accumulate "
+                f"(train.mode is {self.mode}); set both, or leave accumulate_steps at 1"
+            )

@@ -29,6 +29,8 @@ from sparkdl.launch.plan import (
     rank_runtime_env,
     threads_per_rank,
 )
+from sparkdl.launch.rankerror import SCOPE as RANK_ERROR_SCOPE
+from sparkdl.launch.rankerror import is_consequence, reported_rank_error
 from sparkdl.launch.rendezvous import SECRET_ENV, RendezvousService, post_plan
 from sparkdl.launch.watch import Reporter, StageWatcher
 
@@ -305,6 +307,13 @@ class BarrierLauncher:
                 note = reported_input_error(rdv.scope_items(INPUT_ERROR_SCOPE))
                 if note:
                     raise LaunchError(f"a Horovod rank of {n} failed{note}") from exc
+                # a peer's "Horovod has been shut down", when the rank that failed first said
+                # why before it exited
+                cause = reported_rank_error(rdv.scope_items(RANK_ERROR_SCOPE))
+                if cause and is_consequence(str(exc)):
+                    raise LaunchError(
+                        f"a Horovod rank failed in the barrier stage of {n} tasks: {cause}"
+                    ) from exc
                 raise LaunchError(_summarise_failure(exc, n)) from exc
             finally:
                 sc.setLocalProperty("spark.jobGroup.id", None)

@@ -42,6 +42,7 @@ from sparkdl.errors import (
 )
 from sparkdl.launch import spare
 from sparkdl.launch.inputerror import input_error_note, record_input_error
+from sparkdl.launch.rankerror import record_rank_error
 
 logger = logging.getLogger(__name__)
 
@@ -321,6 +322,11 @@ def child_main(payload: str, result: str) -> int:
     except SparkdlError as exc:
         if exc.exit_code == EXIT_BAD_INPUT:  # deterministic: the driver must not retry it
             record_input_error(exc, result=result)
+        else:
+            record_rank_error(exc)
+        raise
+    except Exception as exc:  # named to the driver before a peer's shutdown can be
+        record_rank_error(exc)
         raise
     tmp = Path(result + ".tmp")
     tmp.write_bytes(cloudpickle.dumps(value))

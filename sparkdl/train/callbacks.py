@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
@@ -67,15 +68,19 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
         history: list[dict[str, float]],
         optimizer: Any,
         staging: str | None = None,
+        extra: dict[str, Any] | None = None,
+        files: Callable[[], dict[str, bytes]] | None = None,
     ) -> None:
         super().__init__()
         self.fence = fence
         self.history = history
         self.optimizer = optimizer
         self.staging = staging
+        self.extra = dict(extra or {})  # more objects to checkpoint (a mode's shared state)
+        self.files = files  # more files for the checkpoint's folder (every rank's state)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **self.extra)
         path = write_checkpoint(
             ckpt,
             root=self.fence.root,
@@ -83,6 +88,7 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
             history=list(self.history),
             fence=self.fence,
             staging=self.staging,
+            extra_files=self.files() if self.files else None,
         )
         logger.info("checkpoint for epoch %d written to %s", epoch, path)
 

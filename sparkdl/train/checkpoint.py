@@ -115,9 +115,11 @@ def write_checkpoint(
     history: list[dict[str, float]],
     fence: Fence,
     staging: str | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> str:
     """Write ``checkpoint`` (a ``tf.train.Checkpoint``) for ``epoch`` to the store under
-    ``root``; return its folder.
+    ``root``; return its folder. ``extra_files`` (name to bytes) go into the same folder and
+    its checksums, e.g. every rank's residuals (:data:`sparkdl.train.modes.RANK_STATE`).
 
     The files are written in ``staging`` (this node's temporary folder) and copied to the store;
     the pointer and the pruning of older checkpoints happen only while ``fence`` is current.
@@ -138,6 +140,8 @@ def write_checkpoint(
     with tempfile.TemporaryDirectory(prefix="sparkdl-ckpt-", dir=staging) as tmpdir:
         local = Path(tmpdir)
         checkpoint.write(str(local / "ckpt"))
+        for name, data in (extra_files or {}).items():
+            (local / name).write_bytes(data)
         files = _digest(local)
         if not store.renames_atomically:  # a folder of its own, named by the pointer only
             final = f"{final}-{fence.launch_id[:8]}"

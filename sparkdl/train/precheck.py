@@ -1,5 +1,7 @@
 """Checks of the train config that the driver makes before any rank starts.
 
+Also :func:`matrix_shape`, the matrix PowerSGD sees in a weight (the ranks use it too).
+
 A ``train.model.function`` that names no importable function fails the same way on every rank
 and every attempt; the driver finds that out in milliseconds, without importing TensorFlow.
 """
@@ -9,8 +11,11 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import importlib.util
+import itertools
+import math
 from pathlib import Path
 
+from sparkdl.config.train import TrainConfig
 from sparkdl.errors import BadInputError
 
 
@@ -104,3 +109,70 @@ def _may_define(body: list[ast.stmt], name: str) -> bool:
 
 def _names(target: ast.expr) -> set[str]:
     return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
+def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """The matrix PowerSGD compresses a weight of ``shape`` as, or None (it is sent dense).
+
+    Examples
+    --------
+    >>> matrix_shape((3, 3, 16, 32)), matrix_shape((64,)), matrix_shape((1, 10))
+    ((144, 32), None, None)
+    """
+    if len(shape) < 2:
+        return None
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    return (int(rows), int(cols)) if min(rows, cols) > 1 else None
+
+
+def _builtin_matrices(cfg: TrainConfig, *, input_dim: int, num_classes: int) -> list[tuple]:
+    """The kernel shapes of the built-in models (mlp, cnn), without building them."""
+    m = cfg.model
+    if m.kind == "cnn":
+        channels = m.image_shape[2] if len(m.image_shape) == 3 else 1
+        shapes: list[tuple] = []
+        for i in range(max(1, m.depth)):
+            shapes.append((3, 3, channels, m.filters * 2**i))
+            channels = m.filters * 2**i
+        return [*shapes, (channels, num_classes)]
+    widths = [input_dim, *([m.hidden] * m.depth), num_classes]
+    return list(itertools.pairwise(widths))
+
+
+def check_mode_applies(cfg: TrainConfig, *, input_dim: int, num_classes: int) -> None:
+    """Refuse ``train.compression=powersgd`` for a model with no matrix-shaped weights.
+
+    Built-in models are checked from their config; a ``custom`` model is built here (this
+    imports TensorFlow on the driver, only in that case).
+
+    Raises
+    ------
+    BadInputError
+        Naming the keys, the model's weight shapes and the allowed values.
+
+    Examples
+    --------
+    >>> from sparkdl.config.train import ModelConfig
+    >>> check_mode_applies(TrainConfig(compression="powersgd"), input_dim=8, num_classes=2)
+    >>> check_mode_applies(
+    ...     TrainConfig(compression="powersgd", model=ModelConfig(depth=0)),
+    ...     input_dim=1, num_classes=1,
+    ... )  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    sparkdl.errors.BadInputError: train.compression=powersgd needs a weight of at least 2 x 2 ...
+    """
+    if cfg.compression != "powersgd":
+        return
+    if cfg.model.kind == "custom":
+        from sparkdl.train.models import build_model
+
+        model = build_model(cfg.model, input_dim=input_dim, num_classes=num_classes, seed=0)
+        shapes = [tuple(int(d) for d in w.shape) for w in model.trainable_weights]
+    else:
+        shapes = _builtin_matrices(cfg, input_dim=input_dim, num_classes=num_classes)
+    if not any(matrix_shape(s) for s in shapes):
+        raise BadInputError(
+            f"train.compression=powersgd needs a weight of at least 2 x 2 (as a matrix); "
+            f"train.model ({cfg.model.kind}) has weights of shapes {shapes}. Allowed "
+            "train.compression values for this model: none, fp16, topk"
+        )

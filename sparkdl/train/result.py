@@ -43,12 +43,41 @@ class RankResult:
     # rows rank 0 held in memory (train.data_source=memory), else 0
     memory_rows: int = 0
     seconds: float = 0.0
+    # every rank's counters of what it sent in this attempt (sparkdl.train.exchange.Traffic):
+    # payload_bytes, collectives, batches
+    traffic: list[dict[str, int]] = field(default_factory=list)
+    # the model's trainable parameters
+    parameters: int = 0
     format: str = field(default=FORMAT)
 
     @property
     def samples_per_s(self) -> float:
         """Training throughput of the attempt (0 when it trained nothing)."""
         return self.samples / self.fit_seconds if self.fit_seconds else 0.0
+
+    def traffic_per_step(self) -> dict[str, Any]:
+        """What each rank sent per training batch in this attempt (counted, not modelled).
+
+        Examples
+        --------
+        >>> r = RankResult(history=[], test={}, export_dir="/m", weight_digests=[], fit_seconds=1,
+        ...                samples=0, workers=2, traffic=[{"payload_bytes": 800,
+        ...                "collectives": 4, "batches": 4}] * 2)
+        >>> r.traffic_per_step()["bytes_per_step"], r.traffic_per_step()["collectives_per_step"]
+        ([200.0, 200.0], 1.0)
+        """
+        per = [
+            (t["payload_bytes"] / t["batches"], t["collectives"] / t["batches"])
+            for t in self.traffic
+            if t.get("batches")
+        ]
+        return {
+            # the bytes of the tensors each rank handed to its collectives, per batch
+            "bytes_per_step": [round(b, 3) for b, _ in per],
+            "collectives_per_step": max((c for _, c in per), default=0.0),
+            "batches": [t.get("batches", 0) for t in self.traffic],
+            "payload_bytes": [t.get("payload_bytes", 0) for t in self.traffic],
+        }
 
     @property
     def weights_identical(self) -> bool:

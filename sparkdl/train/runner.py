@@ -29,6 +29,7 @@ from sparkdl.store.hadoop import HadoopStore
 from sparkdl.train.attempts import run_attempts
 from sparkdl.train.card import ModelCard
 from sparkdl.train.data import petastorm_url, steps_per_epoch
+from sparkdl.train.precheck import check_mode_applies
 from sparkdl.train.result import checked
 from sparkdl.train.worker import WorkerSpec
 
@@ -172,6 +173,7 @@ def _train_locked(
     if not skip_preflight:
         preflight(spark, launch=launch)
     ds = open_dataset(spark, train.dataset)
+    check_mode_applies(train, input_dim=ds.feature_dim, num_classes=ds.num_classes)
     workers = launch.num_workers
     # train.output is on the store: the ranks publish to it, the driver reads and writes its
     # own files there through Spark's Hadoop file system; a driver-only path is refused here.
@@ -253,6 +255,13 @@ def _train_locked(
         "attempts": done.attempts,
         "resumed_from_epoch": done.resumed_from_epoch,
         "weights_identical_on_all_ranks": result.weights_identical,
+        "trainable_parameters": result.parameters,
+        # the mode, and what each rank's collectives carried per batch in the last attempt
+        "exchange": {
+            "mode": train.mode,
+            "compression": train.compression,
+            **result.traffic_per_step(),
+        },
         "dataset": {"root": ds.root, "version": ds.manifest.version},
         "featurizer": ds.featurizer_path,
         "model": result.export_dir,

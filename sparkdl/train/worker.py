@@ -98,6 +98,7 @@ def train_rank(spec: WorkerSpec) -> RankResult:
 
     import horovod.tensorflow as hvd_tf
     import horovod.tensorflow.keras as hvd
+    import numpy as np
     import tensorflow as tf
 
     from sparkdl.train.ahead import Ahead
@@ -114,6 +115,13 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     from sparkdl.train.data import eval_dataset, load_shard, memory_dataset, rank_dataset
     from sparkdl.train.evaluation import ExactValidation, ShardScorer, evaluate_everywhere
     from sparkdl.train.models import build_model, reseed_random_layers
+    from sparkdl.train.modes import (
+        ModeEpochs,
+        ModePlan,
+        build_mode,
+        scatter_rank_state,
+        wrap_optimizer,
+    )
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
@@ -135,9 +143,9 @@ def train_rank(spec: WorkerSpec) -> RankResult:
         cfg.model, input_dim=spec.input_dim, num_classes=spec.num_classes, seed=cfg.seed
     )
     lr = cfg.learning_rate * (size if cfg.scale_lr else 1)
-    compression = hvd.Compression.fp16 if cfg.compression == "fp16" else hvd.Compression.none
-    base_opt = _optimizer(cfg, lr)
-    opt = hvd.DistributedOptimizer(base_opt, compression=compression)
+    # The mode (sync, accumulate, local SGD) and gradient exchange run inside the optimizer's
+    # apply_gradients (sparkdl.train.modes), counting what every collective carries.
+    opt, mode = wrap_optimizer(_optimizer(cfg, lr), plan=ModePlan.from_config(cfg), model=model)
     classification = spec.num_classes > 1
     model.compile(
         optimizer=opt,
@@ -149,13 +157,14 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     # This node's staging folder (the rank's own temporary folder): checkpoints, the model and
     # TensorBoard events are written here first, then published to the store.
     staging = tempfile.gettempdir()
+    local = None
     if spec.resume is not None and rank == 0:
         # Rank 0 copies the checkpoint to its node and must restore it (a missing or damaged
         # one is an error, never a fresh start); the other ranks get its state from the
         # broadcast below. Optimizer slots are restored when first created (deferred restore).
         local = fetch_checkpoint(spec.resume, staging=staging)
         restore_checkpoint(
-            tf.train.Checkpoint(model=model, optimizer=model.optimizer),
+            tf.train.Checkpoint(model=model, optimizer=model.optimizer, **mode.checkpointed()),
             path=local,
             required=True,
             shown=spec.resume.path,
@@ -164,14 +173,19 @@ def train_rank(spec: WorkerSpec) -> RankResult:
 
     history: list[dict[str, float]] = list(spec.history)
     # Start every attempt from rank 0's state: weights and (built up front) optimizer slots.
-    model.optimizer._create_all_weights(model.trainable_variables)
-    hvd_tf.broadcast_variables(model.variables + model.optimizer.variables(), root_rank=0)
+    build_mode(model.optimizer, mode, model)
+    shared = [v for obj in mode.checkpointed().values() for v in obj.factors]
+    hvd_tf.broadcast_variables(model.variables + model.optimizer.variables() + shared, root_rank=0)
+    # the residuals of each rank (top-k, PowerSGD), from rank 0's copy of the checkpoint
+    scatter_rank_state(mode, local)
     # Only callbacks without per-batch hooks run every epoch: a batch hook makes Keras return
     # to Python and sync the loss after every step. Validation scores every row at the epoch's
     # end (after the training metrics are averaged; see sparkdl.train.evaluation).
     scorer = ShardScorer(model, classification=classification)
     validation = ExactValidation(scorer, expected_rows=spec.validation_rows)
+    epochs_cb = ModeEpochs(mode)  # first: validation and the checkpoint see its average
     callbacks: list[Any] = [
+        epochs_cb,
         hvd.callbacks.MetricAverageCallback(),
         validation,
         EpochRecorder(history),
@@ -186,7 +200,12 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     if rank == 0:
         callbacks.append(
             CheckpointCallback(
-                fence=spec.fence, history=history, optimizer=model.optimizer, staging=staging
+                fence=spec.fence,
+                history=history,
+                optimizer=model.optimizer,
+                staging=staging,
+                extra=mode.checkpointed(),
+                files=epochs_cb.checkpoint_files,
             )
         )
         if addr:
@@ -292,6 +311,7 @@ def train_rank(spec: WorkerSpec) -> RankResult:
                 scorer, test_ds, name="test", expected_rows=spec.test_rows
             )
     digests = hvd_tf.allgather_object(_weights_digest(model))
+    traffic = hvd_tf.allgather_object(mode.traffic.snapshot())
     new_epochs = len(history) - len(spec.history)
     if rank == 0:
         # Fenced like the checkpoints: a given-up attempt cannot replace the model.
@@ -314,4 +334,6 @@ def train_rank(spec: WorkerSpec) -> RankResult:
         memory_rows=0 if memory is None else len(memory[1]),
         workers=size,
         seconds=time.perf_counter() - start,
+        traffic=list(traffic),
+        parameters=int(sum(np.prod(v.shape) for v in model.trainable_variables)),
     )

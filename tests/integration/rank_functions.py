@@ -56,3 +56,13 @@ def cpu_allocator_stats() -> dict[str, int] | None:
         return None
     del tensor
     return {k: int(v) for k, v in stats.items()}
+
+
+def vector_only_model(input_dim: int, num_classes: int) -> object:
+    """A model whose weights are all vector-shaped (a 1 x classes kernel): PowerSGD has no
+    matrix to compress in it."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input(shape=(input_dim,))
+    mean = tf.keras.layers.Lambda(lambda x: tf.reduce_mean(x, axis=1, keepdims=True))(inputs)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(num_classes)(mean))
