@@ -319,14 +319,11 @@ def child_main(payload: str, result: str) -> int:
     tempfile.tempdir = str(Path(payload).parent)
     try:
         value = fn(*args)
-    except SparkdlError as exc:
-        if exc.exit_code == EXIT_BAD_INPUT:  # deterministic: the driver must not retry it
-            record_input_error(exc, result=result)
+    except Exception as exc:  # told to the driver before a peer's shutdown can be
+        if isinstance(exc, SparkdlError) and exc.exit_code == EXIT_BAD_INPUT:
+            record_input_error(exc, result=result)  # deterministic: the driver must not retry
         else:
             record_rank_error(exc)
-        raise
-    except Exception as exc:  # named to the driver before a peer's shutdown can be
-        record_rank_error(exc)
         raise
     tmp = Path(result + ".tmp")
     tmp.write_bytes(cloudpickle.dumps(value))

@@ -21,12 +21,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from sparkdl.errors import BadInputError, ClusterMisfitError, SparkdlError
+from sparkdl.launch.rankerror import report_to_driver
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +53,7 @@ def record_input_error(exc: SparkdlError, *, result: Path | str) -> None:
     """
     doc = {"class": type(exc).__name__, "message": str(exc)}
     _error_file(result).write_text(json.dumps(doc))
-    addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
-    port = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_PORT")
-    rank = os.environ.get("HOROVOD_RANK")
-    if not (addr and port and rank):
-        return
-    from sparkdl.launch.watch import send
-
-    try:
-        send(addr, int(port), SCOPE, f"rank-{int(rank)}", doc, timeout_s=5)
-    except Exception as exc_send:  # the error file still reaches the driver with the task
-        logger.warning("could not report the bad input to the driver: %s", exc_send)
+    report_to_driver(SCOPE, doc, what="the bad input")
 
 
 def input_error_note(result: Path | str) -> str:

@@ -34,9 +34,11 @@ def is_consequence(text: str) -> bool:
     return any(mark in text for mark in _CONSEQUENCES)
 
 
-def record_rank_error(exc: BaseException) -> None:
-    """Child side: report ``exc`` to the driver as rank ``HOROVOD_RANK`` (no-op without a
-    rendezvous server; a report that fails is logged, never raised)."""
+def report_to_driver(scope: str, doc: dict[str, str], *, what: str) -> None:
+    """Child side: PUT ``doc`` under ``scope`` at the driver's rendezvous server (named by
+    ``HOROVOD_GLOO_RENDEZVOUS_ADDR`` / ``_PORT``) as rank ``HOROVOD_RANK``, signed like every
+    rank report. A no-op without them (a test calling a function directly); a report that
+    fails is logged (naming ``what``), never raised."""
     addr = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR")
     port = os.environ.get("HOROVOD_GLOO_RENDEZVOUS_PORT")
     rank = os.environ.get("HOROVOD_RANK")
@@ -44,11 +46,16 @@ def record_rank_error(exc: BaseException) -> None:
         return
     from sparkdl.launch.watch import send
 
-    doc = {"class": type(exc).__name__, "message": str(exc)[:4000]}
     try:
-        send(addr, int(port), SCOPE, f"rank-{int(rank)}", doc, timeout_s=5)
+        send(addr, int(port), scope, f"rank-{int(rank)}", doc, timeout_s=5)
     except Exception as exc_send:  # the task's own failure still reaches the driver
-        logger.warning("could not report the rank's error to the driver: %s", exc_send)
+        logger.warning("could not report %s to the driver: %s", what, exc_send)
+
+
+def record_rank_error(exc: BaseException) -> None:
+    """Child side: report ``exc`` to the driver (:func:`report_to_driver`)."""
+    doc = {"class": type(exc).__name__, "message": str(exc)[:4000]}
+    report_to_driver(SCOPE, doc, what="the rank's error")
 
 
 def reported_rank_error(reports: Mapping[str, bytes]) -> str:

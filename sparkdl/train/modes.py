@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,71 +49,29 @@ logger = logging.getLogger(__name__)
 RANK_STATE = "rank-state.npz"  # in a checkpoint's folder: every rank's residuals
 
 
-@dataclass(frozen=True)
-class ModePlan:
-    """The mode and compression of one training, from ``train.*`` (validated there).
-
-    Examples
-    --------
-    >>> ModePlan(mode="local_sgd", period=8).exchanges_per_step(post_warmup=True)
-    0.125
-    """
-
-    mode: str = "sync"
-    compression: str = "none"
-    accumulate_steps: int = 1
-    period: int = 8
-    warmup_epochs: int = 0
-    density: float = 0.01
-    rank: int = 4
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: TrainConfig) -> ModePlan:
-        """The plan ``cfg`` asks for."""
-        return cls(
-            mode=cfg.mode,
-            compression=cfg.compression,
-            accumulate_steps=cfg.accumulate_steps,
-            period=cfg.local_sgd_period,
-            warmup_epochs=cfg.local_sgd_warmup_epochs,
-            density=cfg.topk_density,
-            rank=cfg.powersgd_rank,
-            seed=cfg.seed,
-        )
-
-    def exchanges_per_step(self, *, post_warmup: bool = True) -> float:
-        """How many exchanges a training batch makes on average (before epoch-end ones)."""
-        if self.mode == "accumulate":
-            return 1 / self.accumulate_steps
-        if self.mode == "local_sgd" and post_warmup:
-            return 1 / self.period
-        return 1.0
-
-
 class ModeState(tf.Module):
     """What a mode keeps between steps on one rank, and the steps themselves."""
 
-    def __init__(self, plan: ModePlan, model: Any) -> None:
+    def __init__(self, cfg: TrainConfig, model: Any) -> None:
         super().__init__(name="sparkdl_mode")
-        self.plan = plan
+        self.cfg = cfg
         self.trainable = list(model.trainable_variables)
         self.model_floats = [v for v in model.variables if v.dtype.is_floating]
         self.traffic = Traffic()
         self.exchange = make_exchange(
-            plan.compression,
+            cfg.compression,
             self.trainable,
             self.traffic,
-            density=plan.density,
-            rank=plan.rank,
-            seed=plan.seed,
+            density=cfg.topk_density,
+            rank=cfg.powersgd_rank,
+            seed=cfg.seed,
         )
         self.passes = tf.Variable(0, dtype=tf.int64, trainable=False, name="passes")
         self.local_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="local_steps")
-        self.warming = tf.Variable(plan.warmup_epochs > 0, trainable=False, name="warming")
+        self.warming = tf.Variable(cfg.local_sgd_warmup_epochs > 0, trainable=False, name="warming")
         self.sums = (
             [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.trainable]
-            if plan.mode == "accumulate"
+            if cfg.mode == "accumulate"
             else []
         )
         self._averaged: list[tf.Variable] = []
@@ -122,17 +79,23 @@ class ModeState(tf.Module):
         self._finish = tf.function(self._finish_epoch)
 
     # ---- wiring ---------------------------------------------------------------------------
-    def bind(self, optimizer: Any, base_apply: Any) -> None:
-        """Know the optimizer (its slots exist) and its own ``apply_gradients``."""
+    def build(self, optimizer: Any) -> None:
+        """Create ``optimizer``'s slots now (before the first step) and know them: local SGD
+        averages them, and an epoch's last partial accumulation is applied through it."""
+        optimizer._create_all_weights(self.trainable)
         slots = [v for v in optimizer.variables() if v.dtype.is_floating]
         self._averaged = self.model_floats + slots
-        self._base_apply = lambda grads: base_apply(
-            optimizer, list(zip(grads, self.trainable, strict=True))
+        self._base_apply = lambda grads: optimizer.apply_unwrapped(
+            list(zip(grads, self.trainable, strict=True))
         )
+
+    def shared(self) -> list[tf.Variable]:
+        """The state every rank holds the same (PowerSGD's factors): broadcast, checkpointed."""
+        return self.exchange.shared_state()
 
     def checkpointed(self) -> dict[str, Any]:
         """Extra objects for ``tf.train.Checkpoint`` (the state every rank shares)."""
-        shared = self.exchange.shared_state()
+        shared = self.shared()
         return {"sparkdl_mode": tf.train.Checkpoint(factors=shared)} if shared else {}
 
     def per_rank(self) -> list[tf.Variable]:
@@ -141,18 +104,18 @@ class ModeState(tf.Module):
 
     def set_epoch(self, epoch: int) -> None:
         """Post-local SGD: sync during the warm-up epochs."""
-        self.warming.assign(epoch < self.plan.warmup_epochs)
+        self.warming.assign(epoch < self.cfg.local_sgd_warmup_epochs)
 
     # ---- one step (traced into the training step) -------------------------------------------
     def step(self, apply: Any, grads: list[tf.Tensor]) -> Any:
         self.traffic.batches.assign_add(1)
-        mode = self.plan.mode
+        mode = self.cfg.mode
         if mode == "accumulate":
             for total, g in zip(self.sums, grads, strict=True):
                 total.assign_add(g)
             self.passes.assign_add(1)
             return tf.cond(
-                self.passes >= self.plan.accumulate_steps,
+                self.passes >= self.cfg.accumulate_steps,
                 lambda: self._apply_sums(apply),
                 lambda: tf.constant(False),
             )
@@ -181,7 +144,8 @@ class ModeState(tf.Module):
         op = apply(grads)
         with tf.control_dependencies([op]):
             n = self.local_steps.assign_add(1)
-        return tf.cond(n % self.plan.period == 0, self._average, lambda: tf.constant(False))
+        period = self.cfg.local_sgd_period
+        return tf.cond(n % period == 0, self._average, lambda: tf.constant(False))
 
     def _average(self) -> tf.Tensor:
         """Average every float variable of the model and the optimizer (one all-reduce)."""
@@ -194,16 +158,16 @@ class ModeState(tf.Module):
 
     # ---- the epoch's end (every rank) -----------------------------------------------------
     def _finish_epoch(self) -> tf.Tensor:
-        if self.plan.mode == "accumulate":
+        if self.cfg.mode == "accumulate":
             return tf.cond(
                 self.passes > 0,
                 lambda: self._apply_sums(self._base_apply),
                 lambda: tf.constant(False),
             )
-        if self.plan.mode == "local_sgd":
+        if self.cfg.mode == "local_sgd":
             pending = tf.logical_and(tf.logical_not(self.warming), self.local_steps > 0)
             done = tf.cond(
-                tf.logical_and(pending, self.local_steps % self.plan.period != 0),
+                tf.logical_and(pending, self.local_steps % self.cfg.local_sgd_period != 0),
                 self._average,
                 lambda: tf.constant(False),
             )
@@ -215,25 +179,25 @@ class ModeState(tf.Module):
     def finish_epoch(self) -> None:
         """Apply a partial accumulation, or average the ranks' local models: every rank, at
         the end of every epoch, before validation and the checkpoint."""
-        if self.plan.mode in ("accumulate", "local_sgd"):
+        if self.cfg.mode in ("accumulate", "local_sgd"):
             self._finish()
 
 
-def wrap_optimizer(optimizer: Any, *, plan: ModePlan, model: Any) -> tuple[Any, ModeState]:
-    """``optimizer`` (a Keras legacy optimizer) made to train in ``plan``'s mode.
+def wrap_optimizer(optimizer: Any, *, cfg: TrainConfig, model: Any) -> tuple[Any, ModeState]:
+    """``optimizer`` (a Keras legacy optimizer) made to train in ``cfg``'s mode.
 
-    Returns the new optimizer (same class name and config) and the mode's state. Call
-    ``state.bind(...)`` through :func:`build_mode` once the optimizer's slots exist.
+    Returns the new optimizer (same class name and config) and the mode's state; call
+    ``state.build(optimizer)`` once the optimizer is compiled into the model.
     """
     base = type(optimizer)
-    state = ModeState(plan, model)
+    state = ModeState(cfg, model)
 
     def apply_gradients(self: Any, grads_and_vars: Any, name: Any = None, **kwargs: Any) -> Any:
         pairs = list(grads_and_vars)
         variables = [v for _, v in pairs]
         if len(variables) != len(state.trainable):
             raise ValueError(
-                f"sparkdl train.mode={plan.mode}: the optimizer got {len(variables)} variables, "
+                f"sparkdl train.mode={cfg.mode}: the optimizer got {len(variables)} variables, "
                 f"the model has {len(state.trainable)} trainable ones"
             )
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in pairs]
@@ -245,15 +209,13 @@ def wrap_optimizer(optimizer: Any, *, plan: ModePlan, model: Any) -> tuple[Any, 
 
         return state.step(apply, grads)
 
-    cls = type(base.__name__, (base,), {"apply_gradients": apply_gradients})
-    wrapped = cls.from_config(optimizer.get_config())
-    return wrapped, state
+    def apply_unwrapped(self: Any, grads_and_vars: Any) -> Any:
+        """The optimizer's own step, without the mode (an epoch's last partial accumulation)."""
+        return base.apply_gradients(self, grads_and_vars)
 
-
-def build_mode(optimizer: Any, state: ModeState, model: Any) -> None:
-    """Create the optimizer's slots now (before the first step) and bind the state to them."""
-    optimizer._create_all_weights(model.trainable_variables)
-    state.bind(optimizer, type(optimizer).__mro__[1].apply_gradients)
+    methods = {"apply_gradients": apply_gradients, "apply_unwrapped": apply_unwrapped}
+    cls = type(base.__name__, (base,), methods)
+    return cls.from_config(optimizer.get_config()), state
 
 
 # ---- per-rank state in checkpoints ---------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import importlib.util
-import itertools
 import math
 from pathlib import Path
 
@@ -125,25 +124,11 @@ def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return (int(rows), int(cols)) if min(rows, cols) > 1 else None
 
 
-def _builtin_matrices(cfg: TrainConfig, *, input_dim: int, num_classes: int) -> list[tuple]:
-    """The kernel shapes of the built-in models (mlp, cnn), without building them."""
-    m = cfg.model
-    if m.kind == "cnn":
-        channels = m.image_shape[2] if len(m.image_shape) == 3 else 1
-        shapes: list[tuple] = []
-        for i in range(max(1, m.depth)):
-            shapes.append((3, 3, channels, m.filters * 2**i))
-            channels = m.filters * 2**i
-        return [*shapes, (channels, num_classes)]
-    widths = [input_dim, *([m.hidden] * m.depth), num_classes]
-    return list(itertools.pairwise(widths))
-
-
 def check_mode_applies(cfg: TrainConfig, *, input_dim: int, num_classes: int) -> None:
     """Refuse ``train.compression=powersgd`` for a model with no matrix-shaped weights.
 
-    Built-in models are checked from their config; a ``custom`` model is built here (this
-    imports TensorFlow on the driver, only in that case).
+    The model is built here, as the ranks build it (this imports TensorFlow on the driver, only
+    with ``powersgd``).
 
     Raises
     ------
@@ -163,13 +148,10 @@ def check_mode_applies(cfg: TrainConfig, *, input_dim: int, num_classes: int) ->
     """
     if cfg.compression != "powersgd":
         return
-    if cfg.model.kind == "custom":
-        from sparkdl.train.models import build_model
+    from sparkdl.train.models import build_model
 
-        model = build_model(cfg.model, input_dim=input_dim, num_classes=num_classes, seed=0)
-        shapes = [tuple(int(d) for d in w.shape) for w in model.trainable_weights]
-    else:
-        shapes = _builtin_matrices(cfg, input_dim=input_dim, num_classes=num_classes)
+    model = build_model(cfg.model, input_dim=input_dim, num_classes=num_classes, seed=0)
+    shapes = [tuple(int(d) for d in w.shape) for w in model.trainable_weights]
     if not any(matrix_shape(s) for s in shapes):
         raise BadInputError(
             f"train.compression=powersgd needs a weight of at least 2 x 2 (as a matrix); "

@@ -117,8 +117,6 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     from sparkdl.train.models import build_model, reseed_random_layers
     from sparkdl.train.modes import (
         ModeEpochs,
-        ModePlan,
-        build_mode,
         scatter_rank_state,
         wrap_optimizer,
     )
@@ -145,7 +143,7 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     lr = cfg.learning_rate * (size if cfg.scale_lr else 1)
     # The mode (sync, accumulate, local SGD) and gradient exchange run inside the optimizer's
     # apply_gradients (sparkdl.train.modes), counting what every collective carries.
-    opt, mode = wrap_optimizer(_optimizer(cfg, lr), plan=ModePlan.from_config(cfg), model=model)
+    opt, mode = wrap_optimizer(_optimizer(cfg, lr), cfg=cfg, model=model)
     classification = spec.num_classes > 1
     model.compile(
         optimizer=opt,
@@ -173,9 +171,9 @@ def train_rank(spec: WorkerSpec) -> RankResult:
 
     history: list[dict[str, float]] = list(spec.history)
     # Start every attempt from rank 0's state: weights and (built up front) optimizer slots.
-    build_mode(model.optimizer, mode, model)
-    shared = [v for obj in mode.checkpointed().values() for v in obj.factors]
-    hvd_tf.broadcast_variables(model.variables + model.optimizer.variables() + shared, root_rank=0)
+    mode.build(model.optimizer)
+    shared = model.variables + model.optimizer.variables() + mode.shared()
+    hvd_tf.broadcast_variables(shared, root_rank=0)
     # the residuals of each rank (top-k, PowerSGD), from rank 0's copy of the checkpoint
     scatter_rank_state(mode, local)
     # Only callbacks without per-batch hooks run every epoch: a batch hook makes Keras return
