@@ -66,6 +66,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sparkdl.bench.prepare_bench import main as bench_main
     elif args.bench == "baselines":
         from sparkdl.bench.baselines_bench import main as bench_main
+    elif args.bench == "comms":
+        from sparkdl.bench.comms_bench import main as bench_main
     else:
         from sparkdl.bench.train_bench import main as bench_main
     print(bench_main(args))
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="benchmarks that print measured ratios (prepare, train, baselines)",
+        help="benchmarks that print measured ratios (prepare, train, baselines, comms)",
         description="Run a benchmark; each prints its measurements and ratios side by side.",
     )
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -146,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
         bench_sub.add_parser(
             "baselines",
             help="ParallelSGD time to MLlib's accuracy, k-means per iteration vs MLlib/sklearn",
+        )
+    )
+    from sparkdl.bench.comms_bench import add_arguments as add_comms_bench
+
+    add_comms_bench(
+        bench_sub.add_parser(
+            "comms",
+            help="training modes (sync, fp16, accumulate, local SGD, top-k, PowerSGD) at "
+            "unthrottled, 10 and 1 Gbit/s: epoch time, bytes, time to sync's accuracy",
         )
     )
     bench.set_defaults(func=_cmd_bench)

@@ -14,7 +14,9 @@ class ModelConfig:
 
     ``mlp`` for tabular features, ``cnn`` for image-shaped features (``image_shape``, whose
     product must equal the feature dimension), ``custom`` for ``module:function`` returning an
-    uncompiled ``tf.keras.Model`` given ``input_dim`` and ``num_classes``.
+    uncompiled ``tf.keras.Model`` given ``input_dim`` and ``num_classes``. A ``cnn``'s ``head``
+    lists the widths of dense layers between its flattened feature maps and the logits (a
+    VGG-style classifier, millions of weights); empty, it pools the maps globally instead.
     """
 
     kind: Literal["mlp", "cnn", "custom"] = "mlp"
@@ -23,6 +25,7 @@ class ModelConfig:
     dropout: float = field(default=0.1, metadata={"min": 0.0, "max": 0.95})
     image_shape: tuple[int, ...] = ()
     filters: int = field(default=16, metadata={"min": 1})
+    head: tuple[int, ...] = ()
     function: str | None = None
 
     def __post_init__(self) -> None:
@@ -35,6 +38,12 @@ class ModelConfig:
             raise BadInputError(
                 f"train.model.image_shape is {list(self.image_shape)}; model kind 'cnn' needs "
                 "[height, width] or [height, width, channels]"
+            )
+        if self.head and (self.kind != "cnn" or min(self.head) < 1):
+            raise BadInputError(
+                f"train.model.head is {list(self.head)}; it lists positive dense-layer widths "
+                f"of a cnn (train.model.kind is {self.kind}), e.g. [2048, 2048]; for an mlp set "
+                "train.model.hidden and depth"
             )
 
 

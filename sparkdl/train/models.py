@@ -54,8 +54,14 @@ def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int
             x = tf.keras.layers.Conv2D(cfg.filters * 2**i, 3, padding="same", activation="relu")(x)
             if min(x.shape[1], x.shape[2]) >= 2:
                 x = tf.keras.layers.MaxPooling2D()(x)
-        x = tf.keras.layers.GlobalAveragePooling2D()(x)
-        x = tf.keras.layers.Dropout(cfg.dropout, rng_type="stateful")(x)
+        if cfg.head:
+            x = tf.keras.layers.Flatten()(x)
+            for width in cfg.head:
+                x = tf.keras.layers.Dense(width, activation="relu")(x)
+                x = tf.keras.layers.Dropout(cfg.dropout, rng_type="stateful")(x)
+        else:
+            x = tf.keras.layers.GlobalAveragePooling2D()(x)
+            x = tf.keras.layers.Dropout(cfg.dropout, rng_type="stateful")(x)
     else:
         x = inputs
         for _ in range(cfg.depth):

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.loader import to_dict
@@ -58,6 +58,9 @@ class TrainResult:
     # rows the validation (last epoch) and test metrics cover: every row of each split
     validation_rows: int = 0
     test_rows: int = 0
+    # metrics.json's "exchange": the mode and what each rank's collectives carried per batch
+    exchange: dict[str, Any] = field(default_factory=dict)
+    trainable_parameters: int = 0
 
 
 def split_steps(ds: PreparedDataset, split: str, *, workers: int, batch: int) -> int:
@@ -282,6 +285,8 @@ def _train_locked(
         weight_digests=list(result.weight_digests),
         validation_rows=metrics["validation_rows"],
         test_rows=metrics["test_rows"],
+        exchange=metrics["exchange"],
+        trainable_parameters=result.parameters,
     )
 
 

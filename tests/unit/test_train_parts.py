@@ -40,6 +40,22 @@ def test_cnn_reshapes_features_into_images() -> None:
         build(ModelConfig(kind="cnn", image_shape=(3, 3)))
 
 
+def test_cnn_head_flattens_the_maps_into_dense_layers() -> None:
+    # 16x16 -> conv 4 -> pool 8x8 -> conv 8 -> pool 4x4x8 = 128 -> 64 -> 32 -> 3 logits
+    model = build(
+        ModelConfig(kind="cnn", image_shape=(16, 16), depth=2, filters=4, head=(64, 32)), dim=256
+    )
+    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
+    assert [d.units for d in dense] == [64, 32, 3]
+    assert dense[0].kernel.shape == (128, 64)
+    convs = (1 * 9 + 1) * 4 + (4 * 9 + 1) * 8
+    assert model.count_params() == convs + 128 * 64 + 64 + 64 * 32 + 32 + 32 * 3 + 3
+    with pytest.raises(ValueError, match=r"train.model.head is \[64\]; .*kind is mlp"):
+        ModelConfig(kind="mlp", head=(64,))
+    with pytest.raises(ValueError, match=r"train.model.head is \[0\]"):
+        ModelConfig(kind="cnn", image_shape=(4, 4), head=(0,))
+
+
 def test_custom_model_by_name() -> None:
     model = build(
         ModelConfig(kind="custom", function="tests.unit.test_train_parts:custom_model"), classes=5
