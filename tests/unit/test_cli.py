@@ -28,7 +28,7 @@ def test_help_lists_only_working_subcommands() -> None:
         "bench",
     }
     bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")
-    assert set(bench.choices) == {"prepare", "train", "baselines"}
+    assert set(bench.choices) == {"prepare", "train", "baselines", "comms"}
 
 
 def test_config_prints_resolved_yaml(capsys: pytest.CaptureFixture[str], repo) -> None:
