@@ -27,14 +27,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sparkdl.bench.comms_report import report, write_json
 from sparkdl.bench.comms_runs import Measured, Plan, Training
-from sparkdl.bench.measure import format_table, scratch_dir
+from sparkdl.bench.measure import scratch_dir
 from sparkdl.bench.slownet import RATES, SlowNetUnsupportedError, run_in_slow_network
 from sparkdl.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
-TOLERANCE = 0.005  # "within 0.5 points" of sync's final validation accuracy
+MODELS = ("mlp", "cnn")
+MODE_KEYS = ("sync", "fp16", "accumulate", "local_sgd", "topk", "powersgd")
 
 
 def modes(period: int) -> dict[str, tuple[str, ...]]:
@@ -67,7 +69,8 @@ class Sizes:
     cnn_epochs: int
     period: int
     rates: tuple[str, ...]
-    models: tuple[str, ...] = ("mlp", "cnn")
+    models: tuple[str, ...] = MODELS
+    modes: tuple[str, ...] = MODE_KEYS  # a subset of MODE_KEYS, each a mode's first word
 
 
 def _configs(work: Path, sizes: Sizes) -> dict[str, list[str]]:
@@ -161,6 +164,7 @@ def _plan(rate: str, work: Path, sizes: Sizes) -> Plan:
         Training(model=model, name=name, overrides=sets)
         for model in sizes.models
         for name, sets in modes(sizes.period).items()
+        if name.split()[0] in sizes.modes
     ]
     configs = {m: c for m, c in _configs(work, sizes).items() if m in sizes.models}
     return Plan(rate=rate, workdir=str(work / "runs"), configs=configs, trainings=trainings)
@@ -185,119 +189,10 @@ def _run_child(plan: Plan, *, namespace: bool, timeout_s: float) -> list[Measure
     ]
 
 
-def _find(runs: list[Measured], model: str, rate: str, name: str) -> Measured | None:
-    return next((r for r in runs if (r.model, r.rate, r.name) == (model, rate, name)), None)
-
-
-def _ratio(top: float | None, bottom: float | None) -> float:
-    return top / bottom if top is not None and bottom else math.nan
-
-
-def check_targets(runs: list[Measured], *, period: int) -> list[tuple[str, float, str, bool]]:
-    """The issue's targets: (what, measured ratio, bound, met) for each that the runs cover."""
-    lsgd = f"local_sgd H={period}"
-    out: list[tuple[str, float, str, bool]] = []
-    pair, sync_off, local = (_find(runs, "mlp", "off", n) for n in ("2 x 1 rank", "sync", lsgd))
-    if pair and sync_off and local:
-        per_core = local.samples_per_s / pair.samples_per_s
-        out.append(
-            (
-                f"mlp unthrottled: {lsgd} samples/s / 2 x 1 rank side by side",
-                per_core,
-                ">= 0.85",
-                per_core >= 0.85,
-            )
-        )
-        gap = sync_off.final_accuracy - local.final_accuracy
-        out.append(
-            (
-                f"mlp unthrottled: sync accuracy - {lsgd} accuracy (points)",
-                100 * gap,
-                "<= 0.5",
-                gap <= TOLERANCE,
-            )
-        )
-    sync = _find(runs, "cnn", "1gbit", "sync")
-    if sync:
-        goal = sync.final_accuracy - TOLERANCE
-        own = sync.seconds_to(goal)
-        best = min(
-            (
-                (_ratio(r.seconds_to(goal), own), r.name)
-                for r in runs
-                if (r.model, r.rate) == ("cnn", "1gbit") and r.name != "sync"
-            ),
-            key=lambda x: (math.isnan(x[0]), x[0]),
-            default=(math.nan, "none"),
-        )
-        out.append(
-            (
-                f"cnn 1 Gbit/s: best non-sync ({best[1]}) time to sync's accuracy / sync's",
-                best[0],
-                "<= 0.5",
-                best[0] <= 0.5,
-            )
-        )
-    # the bytes targets are the large model's: on the MLP's 64-wide layers rank 4 cannot send
-    # under r (m + n) / (m n) = 0.125 of a matrix, and its biases go dense
-    for model in ("cnn",):
-        dense = next((r for r in runs if (r.model, r.name) == (model, "sync")), None)
-        for name, bound in (("topk 1%", 0.05), ("powersgd r=4", 0.1)):
-            got = next((r for r in runs if (r.model, r.name) == (model, name)), None)
-            if dense and got:
-                share = got.bytes_per_step / dense.bytes_per_step
-                out.append(
-                    (
-                        f"{model}: {name} bytes per step / sync's",
-                        share,
-                        f"<= {bound}",
-                        share <= bound,
-                    )
-                )
-    return out
-
-
-def report(runs: list[Measured], *, period: int, notes: list[str]) -> str:
-    """The table of every run, then the targets."""
-    rows = []
-    for r in runs:
-        sync = _find(runs, r.model, r.rate, "sync")
-        goal = sync.final_accuracy - TOLERANCE if sync else math.nan
-        to = r.seconds_to(goal)
-        rows.append(
-            [
-                r.model,
-                r.rate,
-                r.name,
-                r.epoch_s,
-                r.samples_per_s,
-                r.bytes_per_step / 1e6,
-                r.collectives_per_step,
-                "never" if to is None else f"{to:.1f}",
-                _ratio(to, sync.seconds_to(goal) if sync else None),
-                r.final_accuracy,
-            ]
-        )
-    head = [
-        "model",
-        "rate",
-        "mode",
-        "epoch s",
-        "samples/s",
-        "MB/step/rank",
-        "coll/step",
-        "s to sync acc",
-        "/ sync",
-        "final acc",
-    ]
-    lines = [*notes, format_table(head, rows), "targets:"]
-    for what, value, bound, met in check_targets(runs, period=period):
-        lines.append(f"  {what}: {value:.3f}  (target {bound}) {'met' if met else 'NOT MET'}")
-    return "\n".join(lines)
-
-
-def run_comms_bench(*, sizes: Sizes, workdir: Path, timeout_s: float) -> str:
-    """Prepare the data, run every rate's child, return the report."""
+def run_comms_bench(
+    *, sizes: Sizes, workdir: Path, timeout_s: float
+) -> tuple[list[Measured], list[str]]:
+    """Prepare the data and run every rate's child: the runs, and notes for the report."""
     configs = {m: c for m, c in _configs(workdir, sizes).items() if m in sizes.models}
     _prepare(configs)
     notes = [
@@ -317,7 +212,7 @@ def run_comms_bench(*, sizes: Sizes, workdir: Path, timeout_s: float) -> str:
                 continue
             notes.append(f"unthrottled runs in the host's network (no private namespace: {exc})")
             runs += _run_child(plan, namespace=False, timeout_s=timeout_s)
-    return report(runs, period=sizes.period, notes=notes)
+    return runs, notes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -337,8 +232,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rates", default=",".join(RATES), help=f"link rates, comma-separated ({','.join(RATES)})"
     )
     parser.add_argument("--models", default="mlp,cnn", help="models, comma-separated (mlp,cnn)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODE_KEYS),
+        help=f"training modes, comma-separated ({','.join(MODE_KEYS)})",
+    )
     parser.add_argument("--timeout", type=float, default=5400, help="seconds per rate (5400)")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--json", default=None, help="also write the runs and targets here")
+
+
+def _choose(option: str, given: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The comma-separated names of ``given``, each one of ``allowed``.
+
+    Examples
+    --------
+    >>> _choose("--models", "cnn, mlp", MODELS)
+    ('cnn', 'mlp')
+    """
+    names = tuple(n.strip() for n in given.split(",") if n.strip())
+    wrong = [n for n in names if n not in allowed]
+    if not names or wrong:
+        raise BadInputError(
+            f"sparkdl bench comms {option} {given!r}: {', '.join(wrong) or 'nothing'} is not "
+            f"one of {', '.join(allowed)}; give them comma-separated (default "
+            f"{','.join(allowed)})"
+        )
+    return names
 
 
 def main(args: argparse.Namespace) -> str:
@@ -352,13 +272,9 @@ def main(args: argparse.Namespace) -> str:
         cnn_epochs=args.cnn_epochs,
         period=args.period,
         rates=tuple(r.strip() for r in args.rates.split(",") if r.strip()),
-        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        models=_choose("--models", args.models, MODELS),
+        modes=_choose("--modes", args.modes, MODE_KEYS),
     )
-    if not sizes.models or set(sizes.models) - {"mlp", "cnn"}:
-        raise BadInputError(
-            f"sparkdl bench comms --models {args.models!r}: allowed are mlp and cnn, "
-            "comma-separated (default mlp,cnn)"
-        )
     for rate in sizes.rates:
         if not re.fullmatch(r"off|[1-9][0-9]*(gbit|mbit)", rate):
             raise BadInputError(
@@ -366,4 +282,7 @@ def main(args: argparse.Namespace) -> str:
                 f"number of gbit or mbit, comma-separated (default {','.join(RATES)})"
             )
     with scratch_dir(args.workdir, prefix="sparkdl-bench-comms-") as workdir:
-        return run_comms_bench(sizes=sizes, workdir=workdir, timeout_s=args.timeout)
+        runs, notes = run_comms_bench(sizes=sizes, workdir=workdir, timeout_s=args.timeout)
+    if args.json:
+        write_json(Path(args.json), runs=runs, notes=notes, period=sizes.period)
+    return report(runs, period=sizes.period, notes=notes)

@@ -1,0 +1,131 @@
+"""``sparkdl bench comms`` end to end, small: both models, three modes, unthrottled and 1 Gbit/s.
+
+One run of the real command (its own Spark, each rate one child in its own network namespace);
+the assertions read its ``--json`` document and its printed report. Without root the 1 Gbit/s
+part is skipped by the bench itself, which the test checks it says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ARGS = [
+    "--mlp-rows=6000",
+    "--cnn-rows=1200",
+    "--image=8",
+    "--cnn-head=2048",  # 1024 x 2048 weights: 8.4 MB a step, about 70 ms of it at 1 Gbit/s
+    "--epochs=2",
+    "--cnn-epochs=3",
+    "--period=4",
+    "--rates=off,1gbit",
+    "--models=mlp,cnn",
+    "--modes=sync,local_sgd,powersgd",
+]
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("sparkdl")), "bench", "comms", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def bench(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    work = tmp_path_factory.mktemp("comms")
+    out = work / "comms.json"
+    done = _bench(*ARGS, f"--workdir={work / 'scratch'}", f"--json={out}", cwd=repo)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(out.read_text()), done.stdout
+
+
+def _throttled(doc: dict[str, Any]) -> bool:
+    """Whether the 1 Gbit/s part ran (without root the bench skips it, with a note)."""
+    return not any("rate 1gbit skipped" in note for note in doc["notes"])
+
+
+def _run(doc: dict[str, Any], model: str, rate: str, name: str) -> dict[str, Any]:
+    found = [r for r in doc["runs"] if (r["model"], r["rate"], r["name"]) == (model, rate, name)]
+    assert len(found) == 1, (model, rate, name, [(r["model"], r["rate"]) for r in doc["runs"]])
+    return found[0]
+
+
+def test_every_model_mode_and_rate_is_one_run_with_its_counted_exchange(bench) -> None:
+    doc, text = bench
+    rates = ["off", "1gbit"] if _throttled(doc) else ["off"]
+    for rate in rates:
+        for model in ("mlp", "cnn"):
+            sync = _run(doc, model, rate, "sync")
+            # a dense all-reduce of every float32 gradient, once a step
+            assert sync["bytes_per_step"] == 4.0 * sync["parameters"]
+            assert sync["collectives_per_step"] == 1.0
+            local = _run(doc, model, rate, "local_sgd H=4")
+            assert local["collectives_per_step"] == pytest.approx(0.25)
+            power = _run(doc, model, rate, "powersgd r=4")
+            assert 0 < power["bytes_per_step"] < sync["bytes_per_step"]
+            for run in (sync, local, power):
+                assert len(run["history"]) == (2 if model == "mlp" else 3)
+                assert run["samples_per_s"] > 0 and run["epoch_s"] > 0
+                assert run["workers"] == 2
+    pair = _run(doc, "mlp", "off", "2 x 1 rank")
+    assert pair["samples_per_s"] > 0
+    assert [r for r in doc["runs"] if r["name"] == "2 x 1 rank"] == [pair]  # unthrottled only
+    # the MLP learns the demo's data in every mode
+    assert all(r["history"][-1]["val_accuracy"] >= 0.7 for r in doc["runs"] if r["model"] == "mlp")
+    assert text.count("\n") >= len(doc["runs"]) + 3  # a table row per run, then the targets
+
+
+def test_the_targets_are_ratios_of_the_runs_beside_them(bench) -> None:
+    doc, text = bench
+    per_core = next(t for t in doc["targets"] if "samples/s / 2 x 1 rank" in t["what"])
+    local = _run(doc, "mlp", "off", "local_sgd H=4")
+    pair = _run(doc, "mlp", "off", "2 x 1 rank")
+    assert per_core["value"] == pytest.approx(local["samples_per_s"] / pair["samples_per_s"])
+    assert per_core["met"] is (per_core["value"] >= 0.85)
+    power = next(t for t in doc["targets"] if t["what"].startswith("cnn: powersgd"))
+    sync = _run(doc, "cnn", "off", "sync")
+    share = _run(doc, "cnn", "off", "powersgd r=4")["bytes_per_step"] / sync["bytes_per_step"]
+    assert power["value"] == pytest.approx(share) and power["met"] and share < 0.1
+    for t in doc["targets"]:
+        assert f"{t['value']:.3f}  (target {t['bound']})" in text
+
+
+def test_at_one_gbit_the_big_model_waits_on_the_network_and_powersgd_does_not(bench) -> None:
+    doc, _ = bench
+    if not _throttled(doc):
+        pytest.skip(next(n for n in doc["notes"] if "rate 1gbit skipped" in n))
+    off, slow = (_run(doc, "cnn", rate, "sync") for rate in ("off", "1gbit"))
+    power = _run(doc, "cnn", "1gbit", "powersgd r=4")
+    assert slow["epoch_s"] > off["epoch_s"]
+    assert power["epoch_s"] < slow["epoch_s"]
+    assert any(t["what"].startswith("cnn 1 Gbit/s") for t in doc["targets"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--models", "mlp,resnet", "resnet is not one of mlp, cnn"),
+        ("--modes", "sync,hogwild", "hogwild is not one of sync, fp16"),
+        ("--rates", "off,fast", "'fast' is no link rate"),
+    ],
+)
+def test_a_bad_choice_is_refused_before_anything_runs(
+    repo: Path, tmp_path: Path, option: str, value: str, says: str
+) -> None:
+    done = _bench(f"{option}={value}", f"--workdir={tmp_path}", cwd=repo)
+    assert done.returncode == 2 and says in done.stderr, done.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []  # nothing generated
