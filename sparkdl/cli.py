@@ -15,7 +15,7 @@ import yaml
 import sparkdl
 from sparkdl.commands import COMMANDS, add_command_arguments, run_command
 from sparkdl.config import to_dict
-from sparkdl.config.args import add_config_arguments, config_from_args
+from sparkdl.config.args import add_config_arguments, add_log_level_argument, config_from_args
 from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInputError
 from sparkdl.exits import guarded
 from sparkdl.logs import configure_logging
@@ -93,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spark-integrated deep learning: Spark prepares data, Horovod ranks train.",
     )
     parser.add_argument("--version", action="version", version=f"sparkdl {sparkdl.__version__}")
-    parser.add_argument(
-        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)"
-    )
+    add_log_level_argument(parser, default="INFO")  # also after the subcommand
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     doctor = sub.add_parser(
@@ -159,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
             "unthrottled, 10 and 1 Gbit/s: epoch time, bytes, time to sync's accuracy",
         )
     )
+    for each in bench_sub.choices.values():
+        add_log_level_argument(each)
     bench.set_defaults(func=_cmd_bench)
 
     config = sub.add_parser(

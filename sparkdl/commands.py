@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sparkdl.config.args import add_config_arguments, config_from_args
 from sparkdl.config.schema import SparkdlConfig
-from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK
+from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK, BadInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -280,6 +280,14 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
 def job_main(name: str, argv: Sequence[str] | None, *, description: str) -> int:
     """Entry point of ``jobs/<name>.py``: parse its arguments and run the command."""
+    from sparkdl.logs import configure_logging
+
     parser = argparse.ArgumentParser(description=description)
     add_command_arguments(name, parser)
-    return run_command(name, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if hasattr(args, "log_level"):
+        try:
+            configure_logging(args.log_level)
+        except BadInputError as exc:
+            parser.error(str(exc))
+    return run_command(name, args)

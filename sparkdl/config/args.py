@@ -9,8 +9,26 @@ from sparkdl.config.loader import load_config
 from sparkdl.config.schema import SparkdlConfig
 
 
+def add_log_level_argument(parser: argparse.ArgumentParser, *, default: str | None = None) -> None:
+    """Add ``--log-level``; without ``default`` it is set only when given (a subcommand's copy
+    then leaves the top-level parser's value alone).
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(); add_log_level_argument(p)
+    >>> p.parse_args(["--log-level", "DEBUG"]).log_level, hasattr(p.parse_args([]), "log_level")
+    ('DEBUG', False)
+    """
+    parser.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS if default is None else default,
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config FILE`` (repeatable, layered in order) and ``--set section.key=value``.
+    """Add ``--config FILE`` (repeatable, layered in order), ``--set section.key=value`` and
+    ``--log-level``.
 
     Examples
     --------
@@ -35,6 +53,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one config key, applied after the files (e.g. launch.num_workers=4)",
     )
+    add_log_level_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace, *, extra: Sequence[str] = ()) -> SparkdlConfig:

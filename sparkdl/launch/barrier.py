@@ -22,6 +22,7 @@ from sparkdl.errors import ClusterMisfitError, InfraError
 from sparkdl.launch.child import run_in_child
 from sparkdl.launch.inputerror import SCOPE as INPUT_ERROR_SCOPE
 from sparkdl.launch.inputerror import reported_input_error
+from sparkdl.launch.output import OutputForwarder, OutputSink
 from sparkdl.launch.plan import (
     describe_plan,
     horovod_env,
@@ -137,6 +138,7 @@ def _barrier_task(
     return_all: bool,
     extra_env: dict[str, str],
     warm_start: bool = False,
+    forward_output: bool = False,
 ) -> Callable[[Iterator[Any]], Iterator[tuple[int, bytes]]]:
     """Build the closure each barrier task runs; it captures only plain values."""
 
@@ -175,7 +177,16 @@ def _barrier_task(
         label = (
             f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
         )
-        result = run_in_child(fn, args=args, env=env, label=label, warm_start=warm_start)
+        if forward_output:
+            forward = OutputForwarder(
+                addr=rdv_addr, port=rdv_port, secret=rdv_secret, rank=slot.rank
+            )
+            with forward:
+                result = run_in_child(
+                    fn, args=args, env=env, label=label, warm_start=warm_start, echo=forward
+                )
+        else:
+            result = run_in_child(fn, args=args, env=env, label=label, warm_start=warm_start)
         if return_all or slot.rank == 0:
             yield slot.rank, cloudpickle.dumps(result)
 
@@ -221,6 +232,7 @@ class BarrierLauncher:
         *args: Any,
         on_report: Reporter | None = None,
         heartbeat_timeout_s: float | None = None,
+        on_output: OutputSink | None = None,
     ) -> Any:
         """Run ``fn(*args)`` on every rank and return rank 0's result.
 
@@ -236,6 +248,9 @@ class BarrierLauncher:
         heartbeat_timeout_s : float, optional
             When set, every rank must PUT ``/sparkdl-heartbeat/rank-<r>`` at least this often
             (see :func:`sparkdl.launch.watch.send`); a silent rank gets the stage cancelled.
+        on_output : callable, optional
+            Called on the driver with ``(rank, line)`` for every line a rank prints, while the
+            stage runs (:mod:`sparkdl.launch.output`); the executor logs get them either way.
 
         Raises
         ------
@@ -243,7 +258,12 @@ class BarrierLauncher:
             When any rank fails; the message carries that rank's last output lines.
         """
         return self._launch(
-            fn, args, return_all=False, on_report=on_report, heartbeat_timeout_s=heartbeat_timeout_s
+            fn,
+            args,
+            return_all=False,
+            on_report=on_report,
+            heartbeat_timeout_s=heartbeat_timeout_s,
+            on_output=on_output,
         )[0]
 
     def run_all(
@@ -260,6 +280,7 @@ class BarrierLauncher:
         return_all: bool,
         on_report: Reporter | None = None,
         heartbeat_timeout_s: float | None = None,
+        on_output: OutputSink | None = None,
     ) -> list[Any]:
         import cloudpickle
 
@@ -281,6 +302,7 @@ class BarrierLauncher:
                 threads=cfg.threads_per_worker,
                 return_all=return_all,
                 warm_start=cfg.warm_start,
+                forward_output=on_output is not None,
                 # Executors do not inherit the driver's environment; TensorFlow's C++ banner
                 # is noise in every rank's log unless the driver asked for it.
                 extra_env=rank_runtime_env(
@@ -295,6 +317,7 @@ class BarrierLauncher:
                 heartbeat_timeout_s=heartbeat_timeout_s,
                 first_heartbeat_s=cfg.start_timeout_s,
                 cancel=lambda reason: sc.cancelJobGroup(group),
+                on_output=on_output,
             )
             try:
                 with watcher:

@@ -302,6 +302,11 @@ class RendezvousService:
         with self._httpd.cache_lock:
             return dict(self._httpd.cache.get(scope, {}))
 
+    def take_scope_items(self, scope: str) -> dict[str, bytes]:
+        """Remove and return what ranks have PUT under ``scope`` (rank output, once printed)."""
+        with self._httpd.cache_lock:
+            return self._httpd.cache.pop(scope, {})
+
     def stop(self) -> None:
         """Stop serving and close the socket (idempotent)."""
         if self._thread.is_alive():

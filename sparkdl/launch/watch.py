@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sparkdl.launch.output import OutputSink, drain
 from sparkdl.launch.rendezvous import SECRET_ENV, RendezvousService, signed_put
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ class StageWatcher:
         Grace period for the first heartbeat (process start, imports, Horovod init).
     cancel : callable
         Called with the reason when a rank stalls (cancels the Spark job group).
+    on_output : callable, optional
+        Receives ``(rank, line)`` for each line a rank's task forwarded
+        (:mod:`sparkdl.launch.output`); the last lines are handed on when the stage ends.
     """
 
     def __init__(
@@ -129,9 +133,11 @@ class StageWatcher:
         heartbeat_timeout_s: float | None,
         first_heartbeat_s: float,
         cancel: Callable[[str], None],
+        on_output: OutputSink | None = None,
     ) -> None:
         self.rdv = rdv
         self.on_report = on_report
+        self.on_output = on_output
         self.workers = workers
         self.timeout = heartbeat_timeout_s
         self.first = first_heartbeat_s
@@ -141,7 +147,7 @@ class StageWatcher:
         self._thread = threading.Thread(target=self._run, name="sparkdl-stage-watch", daemon=True)
 
     def __enter__(self) -> StageWatcher:
-        if self.on_report is not None or self.timeout is not None:
+        if self.on_report is not None or self.timeout is not None or self.on_output is not None:
             self._thread.start()
         return self
 
@@ -164,6 +170,11 @@ class StageWatcher:
                             self.on_report(key, json.loads(value))
                         except Exception:  # a reporting bug must not fail the training
                             logger.exception("progress report %s could not be handled", key)
+            if self.on_output is not None:
+                try:
+                    drain(self.rdv, self.on_output)
+                except Exception:  # nor a printing one
+                    logger.exception("rank output could not be handed on")
             if final:
                 return
             if self.timeout is not None and self.stall_reason is None:

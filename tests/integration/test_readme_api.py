@@ -1,0 +1,39 @@
+"""README's Python API example, run as README shows it: a script with its own SparkSession."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SECTION = "## Your own function on Horovod ranks: `sparkdl.run`"
+
+
+def readme_example(repo: Path) -> str:
+    """The first ``python`` block of README's Python API section."""
+    text = (repo / "README.md").read_text()
+    section = text[text.index(SECTION) :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_trains_on_two_ranks_and_prints_rank_0s_accuracy(repo, tmp_path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(readme_example(repo))
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    found = re.search(r"rank 0's training accuracy: ([0-9.]+)", done.stdout)
+    assert found and float(found.group(1)) >= 0.9, done.stdout
