@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sparkdl.bench.comms_report import report, write_json
+from sparkdl.bench.comms_report import merge_repeats, report, write_json
 from sparkdl.bench.comms_runs import Measured, Plan, Training
 from sparkdl.bench.measure import scratch_dir
 from sparkdl.bench.slownet import RATES, SlowNetUnsupportedError, run_in_slow_network
@@ -71,6 +71,8 @@ class Sizes:
     rates: tuple[str, ...]
     models: tuple[str, ...] = MODELS
     modes: tuple[str, ...] = MODE_KEYS  # a subset of MODE_KEYS, each a mode's first word
+    # the unthrottled MLP's 2 x 1 rank and local SGD runs, interleaved: medians compared
+    repeats: int = 3
 
 
 def _configs(work: Path, sizes: Sizes) -> dict[str, list[str]]:
@@ -157,15 +159,20 @@ def _prepare(configs: dict[str, list[str]]) -> None:
 
 
 def _plan(rate: str, work: Path, sizes: Sizes) -> Plan:
-    trainings = []
-    if rate == "off" and "mlp" in sizes.models:
-        trainings.append(Training(model="mlp", name="2 x 1 rank", workers=1, pair=True))
+    """The trainings at ``rate``; unthrottled, the per-core pair and local SGD come again at
+    the end (``sizes.repeats`` of each in all), so their medians span the child's run."""
+    per_core = rate == "off" and "mlp" in sizes.models
+    pair = Training(model="mlp", name="2 x 1 rank", workers=1, pair=True)
+    trainings = [pair] if per_core else []
     trainings += [
         Training(model=model, name=name, overrides=sets)
         for model in sizes.models
         for name, sets in modes(sizes.period).items()
         if name.split()[0] in sizes.modes
     ]
+    local = [t for t in trainings if t.model == "mlp" and t.name.startswith("local_sgd")]
+    if per_core:
+        trainings += [pair, *local] * (sizes.repeats - 1)
     configs = {m: c for m, c in _configs(work, sizes).items() if m in sizes.models}
     return Plan(rate=rate, workdir=str(work / "runs"), configs=configs, trainings=trainings)
 
@@ -199,7 +206,8 @@ def run_comms_bench(
         f"comms benchmark: 2 ranks x 1 thread; mlp {sizes.mlp_rows} rows, {sizes.epochs} "
         f"epochs; cnn {sizes.image}x{sizes.image} images, head {list(sizes.cnn_head)}, "
         f"{sizes.cnn_rows} rows, {sizes.cnn_epochs} epochs; bytes: what a rank handed its "
-        "collectives per step (a 2-rank ring puts as many on the wire)"
+        "collectives per step (a 2-rank ring puts as many on the wire); unthrottled, the "
+        f"mlp's 2 x 1 rank and local SGD runs are the medians of {sizes.repeats}, interleaved"
     ]
     runs: list[Measured] = []
     for rate in sizes.rates:
@@ -212,7 +220,7 @@ def run_comms_bench(
                 continue
             notes.append(f"unthrottled runs in the host's network (no private namespace: {exc})")
             runs += _run_child(plan, namespace=False, timeout_s=timeout_s)
-    return runs, notes
+    return merge_repeats(runs), notes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,7 +233,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="2048,2048",
         help="CNN dense head widths (2048,2048: 5.3 M parameters)",
     )
-    parser.add_argument("--epochs", type=int, default=3, help="MLP epochs (3)")
+    parser.add_argument("--epochs", type=int, default=4, help="MLP epochs (4)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="unthrottled MLP 2 x 1 rank and local SGD runs, interleaved; medians (3)",
+    )
     parser.add_argument("--cnn-epochs", type=int, default=5, help="CNN epochs (5)")
     parser.add_argument("--period", type=int, default=16, help="local SGD period H (16)")
     parser.add_argument(
@@ -272,9 +286,14 @@ def main(args: argparse.Namespace) -> str:
         cnn_epochs=args.cnn_epochs,
         period=args.period,
         rates=tuple(r.strip() for r in args.rates.split(",") if r.strip()),
+        repeats=args.repeats,
         models=_choose("--models", args.models, MODELS),
         modes=_choose("--modes", args.modes, MODE_KEYS),
     )
+    if sizes.repeats < 1:
+        raise BadInputError(
+            f"sparkdl bench comms --repeats {sizes.repeats}: give 1 or more (default 3)"
+        )
     for rate in sizes.rates:
         if not re.fullmatch(r"off|[1-9][0-9]*(gbit|mbit)", rate):
             raise BadInputError(

@@ -23,6 +23,29 @@ from sparkdl.bench.measure import format_table
 TOLERANCE = 0.005  # "within 0.5 points" of sync's final validation accuracy
 
 
+def merge_repeats(runs: list[Measured]) -> list[Measured]:
+    """One run per (model, rate, mode): of repeated ones, the run of median samples/s.
+
+    Examples
+    --------
+    >>> a, b, c = (Measured("mlp", "sync", "off", 2, v, 1.0, [], 1.0, 1.0, 1) for v in (3, 1, 2))
+    >>> [(m.samples_per_s, m.repeats) for m in merge_repeats([a, b, c])]
+    [(2, [3, 1, 2])]
+    """
+    groups: dict[tuple[str, str, str], list[Measured]] = {}
+    for run in runs:
+        groups.setdefault((run.model, run.rate, run.name), []).append(run)
+    merged = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        rates = [r.samples_per_s for r in group]
+        middle = sorted(group, key=lambda r: r.samples_per_s)[(len(group) - 1) // 2]
+        merged.append(dataclasses.replace(middle, repeats=rates))
+    return merged
+
+
 def _find(runs: list[Measured], model: str, rate: str, name: str) -> Measured | None:
     return next((r for r in runs if (r.model, r.rate, r.name) == (model, rate, name)), None)
 
@@ -128,7 +151,12 @@ def report(runs: list[Measured], *, period: int, notes: list[str]) -> str:
         "/ sync",
         "final acc",
     ]
-    lines = [*notes, format_table(head, rows), "targets:"]
+    lines = [*notes, format_table(head, rows)]
+    for r in runs:
+        if r.repeats:
+            each = ", ".join(f"{v:.3g}" for v in r.repeats)
+            lines.append(f"{r.model} {r.rate} {r.name}: samples/s of each repeat {each}")
+    lines.append("targets:")
     for what, value, bound, met in check_targets(runs, period=period):
         lines.append(f"  {what}: {value:.3f}  (target {bound}) {'met' if met else 'NOT MET'}")
     return "\n".join(lines)

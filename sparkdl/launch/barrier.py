@@ -139,6 +139,7 @@ def _barrier_task(
     extra_env: dict[str, str],
     warm_start: bool = False,
     forward_output: bool = False,
+    echo_output: bool = True,
 ) -> Callable[[Iterator[Any]], Iterator[tuple[int, bytes]]]:
     """Build the closure each barrier task runs; it captures only plain values."""
 
@@ -179,7 +180,12 @@ def _barrier_task(
         )
         if forward_output:
             forward = OutputForwarder(
-                addr=rdv_addr, port=rdv_port, secret=rdv_secret, rank=slot.rank
+                addr=rdv_addr,
+                port=rdv_port,
+                secret=rdv_secret,
+                rank=slot.rank,
+                label=label,
+                echo=echo_output,
             )
             with forward:
                 result = run_in_child(
@@ -303,6 +309,8 @@ class BarrierLauncher:
                 return_all=return_all,
                 warm_start=cfg.warm_start,
                 forward_output=on_output is not None,
+                # a local master's executor log is this console: print each line once
+                echo_output=on_output is None or not _LOCAL_MASTER.match(sc.master),
                 # Executors do not inherit the driver's environment; TensorFlow's C++ banner
                 # is noise in every rank's log unless the driver asked for it.
                 extra_env=rank_runtime_env(

@@ -71,11 +71,21 @@ class OutputForwarder:
         The launch's secret (the server refuses unsigned requests).
     rank : int
         The rank whose lines these are.
+    label : str
+        The prefix the executor log's copy of each line carries (``[rank r/n stage s
+        attempt a]``); the driver's copy goes without it, its sink gets the rank apart.
+    echo : bool
+        Also write each line to this task's stderr, the executor log (False on a ``local``
+        master, whose executor log is the driver's console: each line would show twice).
     """
 
-    def __init__(self, *, addr: str, port: int, secret: bytes, rank: int) -> None:
+    def __init__(
+        self, *, addr: str, port: int, secret: bytes, rank: int, label: str = "", echo: bool = True
+    ) -> None:
         self._target = (addr, port, secret)
         self.rank = rank
+        self._echo = echo
+        self._prefix = f"{label} " if label else ""
         self._lines: list[str] = []
         self._seq = 0
         self._lock = threading.Lock()
@@ -94,7 +104,10 @@ class OutputForwarder:
 
     def __call__(self, line: str) -> None:
         """Take one output line (the ``echo`` of :func:`~sparkdl.launch.child.run_in_child`)."""
-        print(line, file=sys.stderr, flush=True)
+        if self._echo:
+            print(line, file=sys.stderr, flush=True)
+        if self._prefix and line.startswith(self._prefix):
+            line = line[len(self._prefix) :]
         with self._lock:
             self._lines.append(line[:MAX_LINE])
             full = len(self._lines) >= MAX_BATCH

@@ -20,6 +20,7 @@ import sparkdl
 def train(learning_rate: float, epochs: int = 3) -> dict:
     import hashlib
 
+    import horovod.tensorflow as hvd_tf
     import horovod.tensorflow.keras as hvd
     import numpy as np
     import tensorflow as tf
@@ -51,8 +52,8 @@ def train(learning_rate: float, epochs: int = 3) -> dict:
     return {
         "rank": hvd.rank(),
         "size": hvd.size(),
-        "accuracy": history.history["accuracy"],
-        "digests": hvd.allgather_object(digest),
+        "accuracy": [float(a) for a in history.history["accuracy"]],
+        "digests": hvd_tf.allgather_object(digest),
     }
 
 

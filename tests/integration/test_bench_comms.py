@@ -31,6 +31,7 @@ ARGS = [
     "--rates=off,1gbit",
     "--models=mlp,cnn",
     "--modes=sync,local_sgd,powersgd",
+    "--repeats=2",
 ]
 
 
@@ -86,6 +87,12 @@ def test_every_model_mode_and_rate_is_one_run_with_its_counted_exchange(bench) -
                 assert run["workers"] == 2
     pair = _run(doc, "mlp", "off", "2 x 1 rank")
     assert pair["samples_per_s"] > 0
+    # unthrottled, the pair and local SGD ran twice: the report's is the lower (median_low)
+    for name in ("2 x 1 rank", "local_sgd H=4"):
+        run = _run(doc, "mlp", "off", name)
+        assert len(run["repeats"]) == 2 and run["samples_per_s"] == min(run["repeats"]), run
+        assert f"mlp off {name}: samples/s of each repeat" in text
+    assert _run(doc, "mlp", "off", "sync")["repeats"] == []
     assert [r for r in doc["runs"] if r["name"] == "2 x 1 rank"] == [pair]  # unthrottled only
     # every mode learns: the MLP the demo's data (6000 rows, 2 epochs: about 0.67; chance is 0.5),
     # the CNN the blobs
@@ -126,6 +133,7 @@ def test_at_one_gbit_the_big_model_waits_on_the_network_and_powersgd_does_not(be
         ("--models", "mlp,resnet", "resnet is not one of mlp, cnn"),
         ("--modes", "sync,hogwild", "hogwild is not one of sync, fp16"),
         ("--rates", "off,fast", "'fast' is no link rate"),
+        ("--repeats", "0", "--repeats 0: give 1 or more"),
     ],
 )
 def test_a_bad_choice_is_refused_before_anything_runs(

@@ -31,7 +31,9 @@ def test_a_notebooks_keras_function_trains_on_two_ranks_through_sparkdl_run(tmp_
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        # the executors run this interpreter, as in a notebook on the venv (PySpark's default
+        # is the python3 on PATH)
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYSPARK_PYTHON": sys.executable},
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
