@@ -75,6 +75,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    if args.describe:
+        from sparkdl.config.describe import describe
+
+        print(describe(args.describe))
+        return EXIT_OK
     cfg = config_from_args(args)
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
     return EXIT_OK
@@ -167,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resolve defaults < --config files < --set overrides and print the result.",
     )
     add_config_arguments(config)
+    config.add_argument(
+        "--describe",
+        metavar="SECTION",
+        help="print every key of SECTION (train, train.model, prepare.columns, ...) with its "
+        "type, default, bounds and documentation, instead of the resolved config",
+    )
     config.set_defaults(func=_cmd_config)
     return parser
 

@@ -14,6 +14,13 @@ class BlockFaultConfig:
     k-means Lloyd iteration, 0-based). With ``engine: barrier`` the driver starts the stage
     again (``max_attempts``); with ``engine: jobs`` Spark retries the task, which needs
     ``local[N,F]`` with F >= 2 or ``spark.task.maxFailures`` >= 2 on a cluster.
+
+    Attributes
+    ----------
+    partition : int
+        The partition whose task raises on its first attempt; -1: none.
+    iteration : int
+        The iteration (SGD epoch or Lloyd iteration, 0-based) it raises at.
     """
 
     partition: int = field(default=-1, metadata={"min": -1})
@@ -28,6 +35,39 @@ class SGDConfig:
     end; ``mixing`` (iterative parameter mixing) averages after every epoch and starts the next
     epoch from the average. ``model: auto`` picks logistic (2 classes), softmax (more) or linear
     (a regression task) from the dataset's manifest.
+
+    Attributes
+    ----------
+    dataset : str
+        The prepared dataset's root.
+    output : str
+        Where the model and metrics go.
+    model : Literal['auto', 'logistic', 'softmax', 'linear']
+        auto, logistic, softmax or linear (auto: logistic for 2 classes, softmax for more,
+        linear for regression).
+    mode : Literal['oneshot', 'mixing']
+        oneshot (every epoch on each partition alone, one average at the end) or mixing (average
+        after every epoch, the next epoch starts from it).
+    partitions : int | None
+        Blocks ("machines"), one model each; default: the cluster's task slots.
+    engine : Literal['barrier', 'jobs']
+        barrier (one live barrier stage serves every epoch) or jobs (one Spark job per epoch).
+    max_attempts : int
+        Attempts of a failed barrier stage.
+    epochs : int
+        Passes over each partition.
+    batch_size : int
+        Rows per step (numpy works best on a few hundred; small data may want 16 to 64).
+    learning_rate : float
+        Initial learning rate.
+    lr_decay : float
+        The learning rate of epoch e is learning_rate * lr_decay ** e.
+    l2 : float
+        L2 penalty.
+    seed : int
+        Seed of the data order and initial weights.
+    compare : bool
+        Also fit Spark MLlib on the same data and report both.
     """
 
     dataset: str = "data/prepared/classification"
@@ -53,7 +93,44 @@ class SGDConfig:
 
 @dataclass(frozen=True)
 class KMeansConfig:
-    """Distributed k-means (Lloyd) with k-means|| initialisation on a prepared dataset."""
+    """Distributed k-means (Lloyd) with k-means|| initialisation on a prepared dataset.
+
+    Attributes
+    ----------
+    dataset : str
+        The prepared dataset's root.
+    output : str
+        Where the centres and metrics go.
+    split : Literal['train', 'validation', 'test']
+        train, validation or test: the split to cluster.
+    k : int
+        Clusters to find.
+    max_iter : int
+        Most Lloyd iterations.
+    tol : float
+        Stop when no centre moves more than tol (Euclidean distance), like MLlib's epsilon.
+    init_rounds : int
+        Rounds of k-means|| initialisation.
+    oversampling : float
+        Candidates sampled per k-means|| round, as a multiple of k (Bahmani et al.'s l = 2k).
+    n_init : int
+        k-means|| initialisations, each followed by Lloyd, sharing their passes; the lowest
+        final cost is kept.
+    race_passes : int
+        Successive halving of the initialisations: after race_passes Lloyd passes the costlier
+        half stops, again after twice as many, until one is left; 0: all run to the end.
+    partitions : int | None
+        Blocks ("machines"); default: the cluster's task slots.
+    engine : Literal['barrier', 'jobs']
+        barrier (one live barrier stage serves every iteration) or jobs (one Spark job per
+        iteration).
+    max_attempts : int
+        Attempts of a failed barrier stage.
+    seed : int
+        Seed of the initialisation.
+    compare : bool
+        Also run MLlib and scikit-learn and report all three.
+    """
 
     dataset: str = "data/prepared/blobs"
     output: str = "runs/kmeans"

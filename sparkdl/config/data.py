@@ -17,6 +17,39 @@ class GenerateConfig:
     ``kind: classification`` plants a non-linear decision function over numeric and categorical
     columns (``x0..``, ``c0..``) and flips ``label_noise`` of the labels; ``kind: blobs`` draws
     Gaussian-mixture points around ``clusters`` known centres (written to ``_centers.json``).
+
+    Attributes
+    ----------
+    kind : Literal['classification', 'blobs']
+        classification (a planted non-linear rule) or blobs (Gaussian clusters).
+    rows : int
+        Rows to generate.
+    partitions : int | None
+        Output partitions (default: the session's parallelism).
+    seed : int
+        Seed: the same seed gives the same rows.
+    format : Literal['csv', 'parquet']
+        csv or parquet.
+    output : str
+        Where the raw rows go (any Hadoop path).
+    overwrite : bool
+        Replace an existing output.
+    numeric_features : int
+        Numeric columns x0, x1, ...
+    categorical_features : int
+        Categorical columns c0, c1, ... (classification only).
+    categories : int
+        Distinct values of each categorical column.
+    classes : int
+        Label classes (classification).
+    label_noise : float
+        Share of labels flipped at random (classification).
+    clusters : int
+        Gaussian clusters (blobs); their centres go to _centers.json.
+    cluster_std : float
+        Standard deviation of each cluster (blobs).
+    center_box : float
+        Centres are drawn uniformly in [-center_box, center_box] per feature (blobs).
     """
 
     kind: Literal["classification", "blobs"] = "classification"
@@ -38,7 +71,26 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """Where the raw data is and how to parse it (any path Spark's Hadoop file systems accept)."""
+    """Where the raw data is and how to parse it (any path Spark's Hadoop file systems accept).
+
+    Attributes
+    ----------
+    path : str
+        The raw input: a file or folder on any Hadoop file system (file://, hdfs://, s3a://,
+        dbfs:/).
+    format : InputFormat
+        csv, json (one object per line) or parquet.
+    header : bool
+        CSV files have a header line (required: columns are matched by name).
+    delimiter : str
+        CSV field separator: one character, or \t.
+    quote : str
+        CSV quote character.
+    escape : str
+        CSV escape character.
+    encoding : str
+        Text encoding of CSV and JSON files.
+    """
 
     path: str = "data/raw/classification"
     format: InputFormat = "csv"
@@ -63,7 +115,30 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class ColumnsConfig:
-    """The declared input schema: which column is what."""
+    """The declared input schema: which column is what.
+
+    Attributes
+    ----------
+    label : str
+        The label column.
+    task : Literal['classification', 'regression']
+        classification or regression.
+    label_values : tuple[str, ...]
+        The label's classes, in the order of the model's outputs (classification).
+    numeric : tuple[str, ...]
+        Numeric feature columns.
+    categorical : tuple[str, ...]
+        Categorical feature columns.
+    id : str | None
+        A column that identifies a row (kept beside the features); default none.
+    id_type : Literal['string', 'long']
+        string or long: the id column's type.
+    required : tuple[str, ...]
+        Declared columns that must not be null (besides label and id): a null makes the row bad
+        (quarantined).
+    ignore : tuple[str, ...]
+        Input columns to drop.
+    """
 
     label: str = "label"
     task: Literal["classification", "regression"] = "classification"
@@ -107,7 +182,19 @@ class ColumnsConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Train/validation/test fractions, assigned by a salted hash of a stable row key."""
+    """Train/validation/test fractions, assigned by a salted hash of a stable row key.
+
+    Attributes
+    ----------
+    train : float
+        Share of rows in the train split.
+    validation : float
+        Share of rows in the validation split.
+    test : float
+        Share of rows in the test split (the three add up to 1).
+    salt : int
+        Salt of the row-key hash that assigns splits.
+    """
 
     train: float = field(default=0.8, metadata={"min": 0.0, "max": 1.0})
     validation: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
@@ -129,7 +216,22 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class FeaturizeConfig:
-    """Spark ML featurization, fitted on the training split only."""
+    """Spark ML featurization, fitted on the training split only.
+
+    Attributes
+    ----------
+    impute : Literal['mean', 'median']
+        mean or median: what a missing numeric value becomes (fitted on train).
+    categorical : Literal['auto', 'onehot', 'index', 'hash']
+        auto, onehot, index or hash: how categorical columns are encoded (auto: one-hot up to
+        max_onehot distinct values, else hash).
+    max_onehot : int
+        Most distinct values that auto encodes one-hot.
+    hash_buckets : int
+        Buckets of the hash encoding.
+    scale : Literal['standard', 'minmax', 'none']
+        standard, minmax or none: numeric scaling (fitted on train).
+    """
 
     impute: Literal["mean", "median"] = "mean"
     categorical: Literal["auto", "onehot", "index", "hash"] = "auto"
@@ -140,7 +242,17 @@ class FeaturizeConfig:
 
 @dataclass(frozen=True)
 class LayoutConfig:
-    """Parquet layout for the readers: balanced row groups across ``workers`` ranks."""
+    """Parquet layout for the readers: balanced row groups across ``workers`` ranks.
+
+    Attributes
+    ----------
+    workers : int
+        Ranks the layout balances row groups for (match launch.num_workers).
+    target_row_group_mb : float
+        Row group size to aim for, in MB.
+    min_row_groups_per_worker : int
+        Row groups each rank gets at least.
+    """
 
     workers: int = field(default=2, metadata={"min": 1})
     target_row_group_mb: float = field(default=32.0, metadata={"min": 0.01})
@@ -149,7 +261,17 @@ class LayoutConfig:
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """Raw data to validated, featurized, split, published Parquet."""
+    """Raw data to validated, featurized, split, published Parquet.
+
+    Attributes
+    ----------
+    output : str
+        The prepared dataset's root: versions under it, the current one published atomically.
+    max_bad_fraction : float
+        Share of quarantined rows above which prepare fails.
+    keep_versions : int
+        Published dataset versions kept under the output root; older ones are deleted.
+    """
 
     input: SourceConfig = field(default_factory=SourceConfig)
     columns: ColumnsConfig = field(

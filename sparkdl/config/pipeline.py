@@ -25,6 +25,19 @@ class PipelineConfig:
     step's output, ``report/``). Leave out ``generate`` to start from the user's data at
     ``prepare.input``. The k-means baseline clusters the training features into as many clusters
     as the task has classes unless ``kmeans_k`` is set.
+
+    Attributes
+    ----------
+    root : str
+        Run folders go under it, one per run id.
+    steps : tuple[Step, ...]
+        The steps to run, in order; leave out generate to start from prepare.input.
+    kmeans_k : int | None
+        k of the k-means step (default: as many clusters as the task has classes, at least 2).
+    compare_mllib : bool
+        MLlib reference runs for the report (LogisticRegression, KMeans cost per iteration).
+    mllib_cost_iterations : int
+        Lloyd iterations MLlib is re-run for, to plot its cost per iteration (one fit each).
     """
 
     root: str = "runs/pipeline"

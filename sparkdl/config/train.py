@@ -17,6 +17,25 @@ class ModelConfig:
     uncompiled ``tf.keras.Model`` given ``input_dim`` and ``num_classes``. A ``cnn``'s ``head``
     lists the widths of dense layers between its flattened feature maps and the logits (a
     VGG-style classifier, millions of weights); empty, it pools the maps globally instead.
+
+    Attributes
+    ----------
+    kind : Literal['mlp', 'cnn', 'custom']
+        mlp, cnn or custom.
+    hidden : int
+        Units of each hidden layer (mlp).
+    depth : int
+        Hidden layers (mlp) or convolution blocks (cnn).
+    dropout : float
+        Dropout after each hidden layer.
+    image_shape : tuple[int, ...]
+        The shape features are reshaped to (cnn), e.g. [16, 16].
+    filters : int
+        Filters of the first convolution block (cnn; doubled per block).
+    head : tuple[int, ...]
+        Dense layer widths on the flattened maps (cnn); empty: global average pooling.
+    function : str | None
+        package.module:function returning a Keras model (custom).
     """
 
     kind: Literal["mlp", "cnn", "custom"] = "mlp"
@@ -54,6 +73,19 @@ class FaultConfig:
     The fault fires once, on ``rank`` at ``epoch`` (0-based) and ``batch`` of ``attempt``
     (0-based): ``kill`` ends the rank's process with SIGKILL, ``raise`` raises RuntimeError,
     ``stall`` sleeps forever (for timeout tests).
+
+    Attributes
+    ----------
+    kind : Literal['none', 'kill', 'raise', 'stall']
+        none, kill, raise or stall: a failure to rehearse.
+    rank : int
+        The rank that fails.
+    epoch : int
+        The epoch it fails in.
+    batch : int
+        The batch it fails at.
+    attempt : int
+        The attempt it fails in (later attempts run clean).
     """
 
     kind: Literal["none", "kill", "raise", "stall"] = "none"
@@ -65,7 +97,55 @@ class FaultConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The Horovod trainer: data, model, optimisation, checkpoints and recovery."""
+    """The Horovod trainer: data, model, optimisation, checkpoints and recovery.
+
+    Attributes
+    ----------
+    dataset : str
+        The prepared dataset's root (prepare.output).
+    output : str
+        Where the model, metrics.json, checkpoints and TensorBoard logs go.
+    epochs : int
+        Training epochs.
+    batch_size : int
+        Rows per rank per step.
+    learning_rate : float
+        Learning rate of one rank (scaled by the number of ranks when scale_lr).
+    scale_lr : bool
+        Multiply learning_rate by the number of ranks.
+    warmup_epochs : float
+        Epochs over which the learning rate ramps up to its scaled value.
+    optimizer : Literal['adam', 'sgd', 'rmsprop']
+        adam, sgd (with momentum 0.9) or rmsprop.
+    early_stopping_patience : int
+        Epochs without a better val_loss before training stops; 0: never.
+    mode : Literal['sync', 'accumulate', 'local_sgd']
+        sync, accumulate or local_sgd: how the ranks combine their work.
+    accumulate_steps : int
+        Backward passes per exchange (mode accumulate).
+    local_sgd_period : int
+        Steps between weight averages (mode local_sgd).
+    local_sgd_warmup_epochs : int
+        Epochs of sync before local SGD starts (post-local SGD).
+    compression : Literal['none', 'fp16', 'topk', 'powersgd']
+        none, fp16, topk or powersgd: the gradient exchange of sync and accumulate.
+    topk_density : float
+        Share of each tensor's entries top-k sends per step (0 < d <= 1).
+    powersgd_rank : int
+        Rank of PowerSGD's low-rank factors.
+    max_attempts : int
+        Stage attempts, each resuming from the last checkpoint.
+    seed : int
+        Seed of the data order, dropout and initial weights.
+    reader_workers : int
+        petastorm reader threads per rank.
+    data_source : Literal['parquet', 'memory']
+        parquet (stream row groups every epoch) or memory (read each shard once).
+    shuffle_buffer : int
+        Rows of the shuffling buffer of each rank's reader.
+    tensorboard : bool
+        Write TensorBoard logs (rank 0).
+    """
 
     dataset: str = "data/prepared/classification"
     output: str = "runs/train"
