@@ -52,3 +52,17 @@ def test_config_describe_on_the_command_line(capsys: pytest.CaptureFixture[str])
 )
 def test_log_level_is_taken_before_or_after_the_subcommand(argv: list[str], level: str) -> None:
     assert build_parser().parse_args(argv).log_level == level
+
+
+def test_a_jobs_arguments_take_log_level_and_refuse_a_bad_one(capsys) -> None:
+    import argparse
+
+    from sparkdl.commands import add_command_arguments, job_main
+
+    parser = argparse.ArgumentParser()
+    add_command_arguments("train", parser)
+    assert parser.parse_args(["--log-level", "DEBUG"]).log_level == "DEBUG"
+    with pytest.raises(SystemExit) as ended:
+        job_main("prepare", ["--log-level", "LOUD"], description="prepare")
+    assert ended.value.code == EXIT_BAD_INPUT
+    assert "'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in capsys.readouterr().err
