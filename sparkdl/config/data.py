@@ -90,6 +90,10 @@ class SourceConfig:
         CSV escape character.
     encoding : str
         Text encoding of CSV and JSON files.
+    table : str | None
+        A table or view of the session's catalog to read instead of files (database.table).
+    sql : str | None
+        A SQL query to read instead of files, run with spark.sql in the job's session.
     """
 
     path: str = "data/raw/classification"
@@ -99,8 +103,15 @@ class SourceConfig:
     quote: str = '"'
     escape: str = "\\"
     encoding: str = "UTF-8"
+    table: str | None = None
+    sql: str | None = None
 
     def __post_init__(self) -> None:
+        if self.table and self.sql:
+            raise BadInputError(
+                "prepare.input sets both table and sql; give one (a table or view name, or a "
+                "query), or neither to read the files at prepare.input.path"
+            )
         if len(self.delimiter) != 1 and self.delimiter != "\\t":
             raise BadInputError(
                 f"prepare.input.delimiter is {self.delimiter!r}; use one character such as ',' "

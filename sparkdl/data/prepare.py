@@ -168,7 +168,13 @@ def _fail_on_bad_rows(
     )
 
 
-def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False) -> PrepareResult:
+def run_prepare(
+    spark: SparkSession,
+    *,
+    cfg: PrepareConfig,
+    force: bool = False,
+    frame: DataFrame | None = None,
+) -> PrepareResult:
     """Prepare and publish a dataset version; skip when the same input and config are published.
 
     Parameters
@@ -178,6 +184,9 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
         The ``prepare`` config section.
     force : bool
         Rebuild even when this input and config are already published.
+    frame : DataFrame, optional
+        The rows to prepare, instead of ``cfg.input`` (which may also name a table or a SQL
+        query): any DataFrame with the columns ``cfg.columns`` declares.
 
     Returns
     -------
@@ -201,17 +210,26 @@ def run_prepare(spark: SparkSession, *, cfg: PrepareConfig, force: bool = False)
     fs = HadoopFS(spark)
     root = fs.qualify(cfg.output).rstrip("/")
     with output_lock(root, what="prepare.output", spark=spark):
-        return _prepare_locked(spark, fs=fs, root=root, cfg=cfg, force=force, start=start)
+        return _prepare_locked(
+            spark, fs=fs, root=root, cfg=cfg, force=force, start=start, frame=frame
+        )
 
 
 def _prepare_locked(
-    spark: SparkSession, *, fs: HadoopFS, root: str, cfg: PrepareConfig, force: bool, start: float
+    spark: SparkSession,
+    *,
+    fs: HadoopFS,
+    root: str,
+    cfg: PrepareConfig,
+    force: bool,
+    start: float,
+    frame: DataFrame | None = None,
 ) -> PrepareResult:
     """Prepare and publish into ``root`` while holding its lock (so a staging folder left
     there is an interrupted run's, never a live one's)."""
     from pyspark.sql import functions as F
 
-    raw = read_raw(spark, source=cfg.input, columns=cfg.columns)
+    raw = read_raw(spark, source=cfg.input, columns=cfg.columns, frame=frame)
     settings = to_dict(cfg)
     settings.pop("output")
     chash = pub.config_hash(settings)
@@ -315,8 +333,8 @@ def _prepare_locked(
             config_hash=chash,
             config=settings,
             input=InputInfo(
-                path=cfg.input.path,
-                format=cfg.input.format,
+                path=raw.origin,
+                format=raw.kind,
                 files=len(raw.files),
                 bytes=sum(f.size for f in raw.files),
                 fingerprint=raw.fingerprint,

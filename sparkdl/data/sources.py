@@ -44,6 +44,8 @@ class RawInput:
     fingerprint: str
     input_columns: tuple[str, ...]
     typed: bool
+    origin: str = ""  # the path, or "table x", the query, the caller's DataFrame
+    kind: str = ""  # csv, json, parquet, table, sql, dataframe
 
 
 def fingerprint_files(files: tuple[FileInfo, ...]) -> str:
@@ -189,7 +191,7 @@ def _is_numeric(dtype: DataType) -> bool:
     return isinstance(dtype, NumericType)
 
 
-def _type_problems(schema: StructType, columns: ColumnsConfig) -> list[str]:
+def type_problems(schema: StructType, columns: ColumnsConfig) -> list[str]:
     from pyspark.sql.types import BooleanType, NumericType, StringType
 
     fields = {f.name: f.dataType for f in schema.fields}
@@ -355,7 +357,7 @@ def _open_parquet(
     check(
         actual,
         where=first.path,
-        type_problems=_type_problems(file_schema, check.keywords["columns"]),
+        type_problems=type_problems(file_schema, check.keywords["columns"]),
     )
     _first_parquet_with_rows(spark, files, source.path)
     frame = (
@@ -372,8 +374,12 @@ def read_raw(
     source: SourceConfig,
     columns: ColumnsConfig,
     label_optional: bool = False,
+    frame: DataFrame | None = None,
 ) -> RawInput:
     """Check the input's columns on the driver, then return the lazily read raw rows.
+
+    A ``frame``, ``source.table`` or ``source.sql`` is read by
+    :func:`sparkdl.data.frame_source.read_frame` instead of files.
 
     Parameters
     ----------
@@ -386,6 +392,8 @@ def read_raw(
         Accept input without the label column (new data to predict on); the frame then has a
         placeholder label, the first declared class (or 0 for regression), and
         ``input_columns`` shows that the input had none.
+    frame : DataFrame, optional
+        Rows to prepare instead of ``source``'s files (the Python API's input).
 
     Returns
     -------
@@ -409,6 +417,12 @@ def read_raw(
     """
     from pyspark.sql import functions as F
 
+    if frame is not None or source.table or source.sql:
+        from sparkdl.data.frame_source import read_frame
+
+        return read_frame(
+            spark, source=source, columns=columns, frame=frame, label_optional=label_optional
+        )
     fs = HadoopFS(spark)
     files = tuple(fs.list_files(source.path))
     if not files:
@@ -451,4 +465,6 @@ def read_raw(
         fingerprint=fingerprint,
         input_columns=tuple(actual),
         typed=typed,
+        origin=source.path,
+        kind=source.format,
     )
