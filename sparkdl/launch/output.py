@@ -9,7 +9,8 @@ store once it has handed the lines on (:func:`drain`), so the store holds only w
 been printed yet.
 
 Lines longer than :data:`MAX_LINE` characters are cut, and a batch holds at most
-:data:`MAX_BATCH` lines: a rank that prints a progress bar cannot make one request too large.
+:data:`MAX_BATCH` lines and :data:`MAX_BATCH_BYTES` bytes: a rank that prints a progress bar
+cannot make one request too large.
 When the driver cannot be reached the forwarder stops forwarding (the executor log keeps every
 line) and says so once.
 
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 SCOPE = "sparkdl-output"
 MAX_LINE = 2000
 MAX_BATCH = 200
+MAX_BATCH_BYTES = 256 * 1024  # well under the rendezvous server's 1 MiB body limit
 FLUSH_S = 0.5
 OutputSink = Callable[[int, str], None]
 
@@ -89,6 +91,7 @@ class OutputForwarder:
         self._lines: list[str] = []
         self._seq = 0
         self._lock = threading.Lock()
+        self._sending = threading.Lock()  # one batch in flight: they arrive in order
         self._stop = threading.Event()
         self._broken = False
         self._thread = threading.Thread(target=self._run, name="sparkdl-output", daemon=True)
@@ -119,12 +122,16 @@ class OutputForwarder:
             self.flush()
 
     def flush(self) -> None:
-        """Send what has gathered since the last batch (at most :data:`MAX_BATCH` lines each)."""
+        """Send what has gathered since the last batch, a batch at a time, in order."""
+        with self._sending:
+            self._flush()
+
+    def _flush(self) -> None:
         while True:
             with self._lock:
-                batch, self._lines = self._lines[:MAX_BATCH], self._lines[MAX_BATCH:]
-                if not batch or self._broken:
+                if not self._lines or self._broken:
                     return
+                batch = take_batch(self._lines)
                 key = batch_key(self.rank, self._seq)
                 self._seq += 1
             addr, port, secret = self._target
@@ -133,7 +140,7 @@ class OutputForwarder:
                     addr=addr,
                     port=port,
                     path=f"/{SCOPE}/{key}",
-                    body=json.dumps(batch).encode(),
+                    body=batch,
                     secret=secret,
                     timeout_s=10,
                 )
@@ -146,6 +153,29 @@ class OutputForwarder:
                     flush=True,
                 )
                 return
+
+
+def take_batch(lines: list[str]) -> bytes:
+    """Remove the next batch from ``lines`` and return it as JSON: at most :data:`MAX_BATCH`
+    lines and :data:`MAX_BATCH_BYTES` bytes (non-ASCII text is escaped, up to 6 bytes a
+    character), at least one line.
+
+    Examples
+    --------
+    >>> lines = ["é" * MAX_LINE] * 50
+    >>> len(take_batch(lines)) <= MAX_BATCH_BYTES, len(lines)
+    (True, 29)
+    """
+    encoded: list[str] = []
+    size = 2
+    while lines and len(encoded) < MAX_BATCH:
+        item = json.dumps(lines[0])
+        if encoded and size + len(item) + 1 > MAX_BATCH_BYTES:
+            break
+        encoded.append(item)
+        size += len(item) + 1
+        lines.pop(0)
+    return f"[{','.join(encoded)}]".encode()
 
 
 def drain(rdv: RendezvousService, sink: OutputSink) -> int:

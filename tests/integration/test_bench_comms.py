@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,49 @@ def test_a_bad_choice_is_refused_before_anything_runs(
     done = _bench(f"{option}={value}", f"--workdir={tmp_path}", cwd=repo)
     assert done.returncode == 2 and says in done.stderr, done.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []  # nothing generated
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="drops root to user nobody with setpriv: needs root and setpriv",
+)
+def test_without_root_it_says_what_it_needs_and_runs_the_unthrottled_part(
+    repo: Path, tmp_path: Path
+) -> None:
+    tmp_path.chmod(0o777)
+    out = tmp_path / "comms.json"
+    sparkdl = str(Path(sys.executable).with_name("sparkdl"))
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sparkdl,
+            "bench",
+            "comms",
+            "--mlp-rows=3000",
+            "--epochs=2",
+            "--models=mlp",
+            "--modes=sync",
+            "--rates=off,1gbit",
+            "--repeats=1",
+            f"--workdir={tmp_path / 'w'}",
+            f"--json={out}",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(out.read_text())
+    notes = " ".join(doc["notes"])
+    assert "rate 1gbit skipped" in notes and "needs root" in notes, notes
+    assert "unthrottled runs in the host's network" in notes, notes
+    assert sorted((r["rate"], r["name"]) for r in doc["runs"]) == [
+        ("off", "2 x 1 rank"),
+        ("off", "sync"),
+    ]
