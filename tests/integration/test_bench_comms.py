@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# the module fixture runs the whole bench (about 3.5 min alone, longer beside other files)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 ARGS = [
     "--mlp-rows=6000",
