@@ -76,7 +76,8 @@ class Sizes:
 
 
 def _configs(work: Path, sizes: Sizes) -> dict[str, list[str]]:
-    """Per model: the overrides of conf/local.yaml its data preparation and training read."""
+    """Per model of ``sizes.models``: the overrides of conf/local.yaml its data preparation and
+    training read."""
     common = [
         "spark.log_level=ERROR",
         "train.tensorboard=false",
@@ -85,7 +86,7 @@ def _configs(work: Path, sizes: Sizes) -> dict[str, list[str]]:
         "launch.start_timeout_s=120",
     ]
     pixels = sizes.image * sizes.image
-    return {
+    every = {
         "mlp": [
             *common,
             f"generate.rows={sizes.mlp_rows}",
@@ -121,6 +122,7 @@ def _configs(work: Path, sizes: Sizes) -> dict[str, list[str]]:
             f"train.model.head=[{','.join(map(str, sizes.cnn_head))}]",
         ],
     }
+    return {m: every[m] for m in sizes.models}
 
 
 def _box(pixels: int) -> float:
@@ -173,7 +175,7 @@ def _plan(rate: str, work: Path, sizes: Sizes) -> Plan:
     local = [t for t in trainings if t.model == "mlp" and t.name.startswith("local_sgd")]
     if per_core:
         trainings += [pair, *local] * (sizes.repeats - 1)
-    configs = {m: c for m, c in _configs(work, sizes).items() if m in sizes.models}
+    configs = _configs(work, sizes)
     return Plan(rate=rate, workdir=str(work / "runs"), configs=configs, trainings=trainings)
 
 
@@ -200,7 +202,7 @@ def run_comms_bench(
     *, sizes: Sizes, workdir: Path, timeout_s: float
 ) -> tuple[list[Measured], list[str]]:
     """Prepare the data and run every rate's child: the runs, and notes for the report."""
-    configs = {m: c for m, c in _configs(workdir, sizes).items() if m in sizes.models}
+    configs = _configs(workdir, sizes)
     _prepare(configs)
     notes = [
         f"comms benchmark: 2 ranks x 1 thread; mlp {sizes.mlp_rows} rows, {sizes.epochs} "

@@ -14,7 +14,6 @@ same plan over other rows would look like the same input: such a frame should co
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from typing import TYPE_CHECKING
@@ -72,11 +71,18 @@ def open_frame(spark: SparkSession, source: SourceConfig) -> DataFrame:
 
 
 def _files(spark: SparkSession, frame: DataFrame) -> tuple[FileInfo, ...]:
+    """The files ``frame`` reads, with size and modification time: one listing per folder
+    (a table of thousands of files costs a few listings, not a status call per file)."""
     fs = HadoopFS(spark)
-    found: list[FileInfo] = []
-    for path in frame.inputFiles():
-        found += fs.list_files(path, recursive=False)
-    return tuple(sorted(set(found), key=lambda f: f.path))
+    wanted = {fs.qualify(path) for path in frame.inputFiles()}
+    folders = {path.rsplit("/", 1)[0] for path in wanted}
+    found = [
+        f
+        for folder in sorted(folders)
+        for f in fs.list_files(folder, recursive=False)
+        if f.path in wanted
+    ]
+    return tuple(sorted(found, key=lambda f: f.path))
 
 
 def frame_fingerprint(plan_hash: int, files: tuple[FileInfo, ...]) -> str:
@@ -112,38 +118,18 @@ def read_frame(
     """
     from pyspark.sql import functions as F
 
-    from sparkdl.data.sources import (
-        CORRUPT,
-        LAST_NULL,
-        SOURCE_FILE,
-        RawInput,
-        check_columns,
-        type_problems,
-    )
+    from sparkdl.data.sources import CORRUPT, RawInput, column_check, select_declared, type_problems
 
     where = describe_source(source, frame=frame)
     df = frame if frame is not None else open_frame(spark, source)
     actual = list(df.columns)
-    check = functools.partial(
-        check_columns,
-        columns=columns,
-        optional=(columns.label,) if label_optional else (),
-        case_sensitive=spark.conf.get("spark.sql.caseSensitive", "false").lower() == "true",
-    )
+    check = column_check(spark, columns=columns, label_optional=label_optional)
     check(actual, where=where, type_problems=type_problems(df.schema, columns))
     if not df.limit(1).count():
         raise BadInputError(f"{where} has no rows; nothing to prepare")
     files = _files(spark, df)
-    placeholder = columns.label_values[0] if columns.task == "classification" else "0"
-    selected = df.select(
-        *[
-            F.col(f"`{c}`") if c in actual else F.lit(placeholder).alias(c)
-            for c in columns.declared
-        ],
-        F.lit(None).cast("string").alias(CORRUPT),
-        F.input_file_name().alias(SOURCE_FILE),
-        F.col(f"`{actual[-1]}`").isNull().alias(LAST_NULL),
-    )
+    marked = df.withColumn(CORRUPT, F.lit(None).cast("string"))  # typed rows: none malformed
+    selected = select_declared(marked, actual=actual, columns=columns)
     logger.info("input: %s, %d files behind it; columns %s", where, len(files), actual)
     return RawInput(
         frame=selected,

@@ -368,6 +368,37 @@ def _open_parquet(
     return actual, frame
 
 
+def column_check(spark: SparkSession, *, columns: ColumnsConfig, label_optional: bool) -> _Check:
+    """:func:`check_columns` bound to the declared columns and the session's case rule."""
+    return functools.partial(
+        check_columns,
+        columns=columns,
+        optional=(columns.label,) if label_optional else (),
+        case_sensitive=spark.conf.get("spark.sql.caseSensitive", "false").lower() == "true",
+    )
+
+
+def select_declared(frame: DataFrame, *, actual: list[str], columns: ColumnsConfig) -> DataFrame:
+    """The declared columns (a placeholder label where the input has none), ``_corrupt``,
+    ``source_file`` and ``_last_null``; ``frame`` must hold ``_corrupt`` already.
+
+    A short CSV record leaves its last columns null, a long one fills them: ``_last_null``
+    keeps that bit even when the last column is one that ``prepare.columns.ignore`` drops.
+    """
+    from pyspark.sql import functions as F
+
+    placeholder = columns.label_values[0] if columns.task == "classification" else "0"
+    return frame.select(
+        *[
+            F.col(f"`{c}`") if c in actual else F.lit(placeholder).alias(c)
+            for c in columns.declared
+        ],
+        CORRUPT,
+        F.input_file_name().alias(SOURCE_FILE),
+        F.col(f"`{actual[-1]}`").isNull().alias(LAST_NULL),
+    )
+
+
 def read_raw(
     spark: SparkSession,
     *,
@@ -415,7 +446,6 @@ def read_raw(
     --------
     >>> raw = read_raw(spark, source=cfg.prepare.input, columns=cfg.prepare.columns)  # doctest: +SKIP
     """
-    from pyspark.sql import functions as F
 
     if frame is not None or source.table or source.sql:
         from sparkdl.data.frame_source import read_frame
@@ -432,25 +462,11 @@ def read_raw(
             "(file://, hdfs://, s3a://, dbfs:/)"
         )
     fingerprint = fingerprint_files(files)
-    declared = list(columns.declared)
-    check = functools.partial(
-        check_columns,
-        columns=columns,
-        optional=(columns.label,) if label_optional else (),
-        case_sensitive=spark.conf.get("spark.sql.caseSensitive", "false").lower() == "true",
-    )
+    check = column_check(spark, columns=columns, label_optional=label_optional)
     typed = source.format == "parquet"
     opener = {"csv": _open_csv, "json": _open_json, "parquet": _open_parquet}[source.format]
     actual, frame = opener(spark, files, source=source, check=check)
-    # A short CSV record leaves its last columns null, a long one fills them: keep that bit
-    # even when the last column is one that prepare.columns.ignore drops.
-    placeholder = columns.label_values[0] if columns.task == "classification" else "0"
-    frame = frame.select(
-        *[F.col(f"`{c}`") if c in actual else F.lit(placeholder).alias(c) for c in declared],
-        CORRUPT,
-        F.input_file_name().alias(SOURCE_FILE),
-        F.col(f"`{actual[-1]}`").isNull().alias(LAST_NULL),
-    )
+    frame = select_declared(frame, actual=actual, columns=columns)
     logger.info(
         "input: %d %s files (%.1f MB) at %s; columns %s",
         len(files),

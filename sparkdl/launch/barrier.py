@@ -9,6 +9,7 @@ a Horovod rank (and holds the secret, for the rank's progress reports and heartb
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -178,8 +179,8 @@ def _barrier_task(
         label = (
             f"[rank {slot.rank}/{slot.size} stage {ctx.stageId()} attempt {ctx.attemptNumber()}]"
         )
-        if forward_output:
-            forward = OutputForwarder(
+        forward = (
+            OutputForwarder(
                 addr=rdv_addr,
                 port=rdv_port,
                 secret=rdv_secret,
@@ -187,12 +188,13 @@ def _barrier_task(
                 label=label,
                 echo=echo_output,
             )
-            with forward:
-                result = run_in_child(
-                    fn, args=args, env=env, label=label, warm_start=warm_start, echo=forward
-                )
-        else:
-            result = run_in_child(fn, args=args, env=env, label=label, warm_start=warm_start)
+            if forward_output
+            else None
+        )
+        with forward or contextlib.nullcontext():
+            result = run_in_child(
+                fn, args=args, env=env, label=label, warm_start=warm_start, echo=forward
+            )
         if return_all or slot.rank == 0:
             yield slot.rank, cloudpickle.dumps(result)
 

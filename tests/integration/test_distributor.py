@@ -7,10 +7,7 @@ Horovod's documentation writes one) in a fresh interpreter; the others use the s
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ import pytest
 import sparkdl
 from sparkdl.errors import BadInputError, ClusterMisfitError
 from sparkdl.launch.barrier import LaunchError
+from tests.integration.user_scripts import run_user_script
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +24,7 @@ SCRIPT = Path(__file__).with_name("notebook_train.py")
 
 def test_a_notebooks_keras_function_trains_on_two_ranks_through_sparkdl_run(tmp_path) -> None:
     out = tmp_path / "out.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        # the executors run this interpreter, as in a notebook on the venv (PySpark's default
-        # is the python3 on PATH)
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYSPARK_PYTHON": sys.executable},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_user_script(SCRIPT, str(out), cwd=tmp_path)
     got = json.loads(out.read_text())
     first = got["result"]
     # rank 0's result, of a 2-rank Horovod job
@@ -85,15 +73,20 @@ def _rank_and_size(offset: int) -> tuple[int, int]:
     import horovod.tensorflow as hvd
 
     hvd.init()
+    print(f"rank {hvd.rank()} counts from {offset}", flush=True)
     return hvd.rank() + offset, hvd.size()
 
 
-def test_one_rank_and_no_streaming(spark, capfd: pytest.CaptureFixture[str]) -> None:
-    assert sparkdl.run(_rank_and_size, 10, num_workers=1, spark=spark, stream_output=False) == (
-        10,
+def test_the_default_sink_prints_rank_lines_on_the_driver_and_false_turns_it_off(
+    spark, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert sparkdl.run(_rank_and_size, 10, num_workers=1, spark=spark) == (10, 1)
+    assert "[rank 0] rank 0 counts from 10" in capfd.readouterr().err
+    assert sparkdl.run(_rank_and_size, 20, num_workers=1, spark=spark, stream_output=False) == (
+        20,
         1,
     )
-    assert "[rank 0]" not in capfd.readouterr().err
+    assert "counts from 20" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(

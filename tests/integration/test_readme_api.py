@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.integration.user_scripts import run_user_script
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +24,6 @@ def readme_example(repo: Path) -> str:
 def test_the_readme_example_trains_on_two_ranks_and_prints_rank_0s_accuracy(repo, tmp_path) -> None:
     script = tmp_path / "example.py"
     script.write_text(readme_example(repo))
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        # as README says: the executors run the venv's interpreter
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYSPARK_PYTHON": sys.executable},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_user_script(script, cwd=tmp_path)
     found = re.search(r"rank 0's training accuracy: ([0-9.]+)", done.stdout)
     assert found and float(found.group(1)) >= 0.9, done.stdout
