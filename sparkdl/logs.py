@@ -88,7 +88,17 @@ def run_log(command: str) -> Iterator[Path]:
 
 
 def _prune(folder: Path) -> None:
-    """Keep the newest log files only."""
-    logs = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in logs[_KEEP_LOGS:]:
+    """Keep the newest log files only.
+
+    Other runs prune the same folder at the same time, so a file listed here may be gone by the
+    time it is looked at; such a file is skipped, never an error.
+    """
+    dated = []
+    for log in folder.glob("*.log"):
+        try:
+            dated.append((log.stat().st_mtime, log))
+        except FileNotFoundError:
+            continue
+    dated.sort(reverse=True)
+    for _, old in dated[_KEEP_LOGS:]:
         old.unlink(missing_ok=True)
