@@ -38,10 +38,16 @@ def _prepare(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) 
 
     r = run_prepare(spark, cfg=cfg.prepare, force=getattr(args, "force", False))
     verb = "already published" if r.skipped else "published"
-    return (
+    summary = (
         f"{verb} {r.root} version {r.version}: {r.rows_in} rows in, {r.rows_valid} valid, "
         f"{r.rows_quarantined} quarantined, splits {r.split_rows} ({r.seconds:.1f} s)"
-    ), True
+    )
+    if r.declaration:
+        summary += (
+            "\ncolumns inferred from the data; paste this into the config to declare them:\n"
+            + r.declaration.rstrip()
+        )
+    return summary, True
 
 
 def _train(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:

@@ -8,6 +8,8 @@ from typing import Literal
 from sparkdl.errors import BadInputError
 
 InputFormat = Literal["csv", "json", "parquet"]
+# The numeric columns prepare.columns declares by default (those `sparkdl generate` writes).
+DEFAULT_NUMERIC = tuple(f"x{i}" for i in range(8))
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,18 @@ class ColumnsConfig:
         (quarantined).
     ignore : tuple[str, ...]
         Input columns to drop.
+    infer : bool
+        Infer the declaration from the data: name only the label (and, if wanted, id, ignore,
+        required, task); numeric, categorical and label_values then come from the Parquet
+        footer or table schema, or a sample of CSV/JSON rows (see prepare.inference). The
+        inferred declaration is printed as YAML to paste here, and stored in the manifest.
     """
+
+    # Shown when prepare.columns is given as one word (`columns: auto`): the label must be named.
+    SCALAR_FIX = (
+        "To infer the columns from the data, name the label: "
+        "prepare.columns: {infer: true, label: <label column>}."
+    )
 
     label: str = "label"
     task: Literal["classification", "regression"] = "classification"
@@ -160,21 +173,27 @@ class ColumnsConfig:
     id_type: Literal["string", "long"] = "string"
     required: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    infer: bool = False
 
     def __post_init__(self) -> None:
-        if not self.numeric and not self.categorical:
+        if self.infer:
+            self._check_inferable()
+        elif not self.numeric and not self.categorical:
             raise BadInputError(
                 "prepare.columns declares no features; list input columns under "
                 "prepare.columns.numeric and/or prepare.columns.categorical"
             )
-        names = [self.label, *self.numeric, *self.categorical, *([self.id] if self.id else [])]
+        # With infer, numeric and categorical hold the section's defaults until the data speaks.
+        features = () if self.infer else (*self.numeric, *self.categorical)
+        names = [self.label, *features, *([self.id] if self.id else [])]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise BadInputError(
                 f"prepare.columns names {dupes} more than once; each column has one role"
             )
+        _check_names(self)
         unknown = sorted(set(self.required) - set(names))
-        if unknown:
+        if unknown and not self.infer:
             raise BadInputError(
                 f"prepare.columns.required lists {unknown}, which are not declared columns "
                 f"(declared: {names})"
@@ -189,6 +208,42 @@ class ColumnsConfig:
     def declared(self) -> tuple[str, ...]:
         """Every declared input column in a fixed order: id, label, numeric, categorical."""
         return (*([self.id] if self.id else []), self.label, *self.numeric, *self.categorical)
+
+    def _check_inferable(self) -> None:
+        """With infer, the data gives the features and classes: refuse them written as well."""
+        given = [
+            key
+            for key, value, default in (
+                ("numeric", self.numeric, ((), DEFAULT_NUMERIC)),
+                ("categorical", self.categorical, ((),)),
+                ("label_values", self.label_values, (("0", "1"),)),
+            )
+            if value not in default
+        ]
+        if given:
+            raise BadInputError(
+                f"prepare.columns sets infer: true and also {', '.join(given)}; with infer the "
+                "data gives the feature columns and label values. Remove "
+                f"{', '.join(f'prepare.columns.{k}' for k in given)} (list columns to leave out "
+                "under prepare.columns.ignore), or set infer: false and declare every column."
+            )
+
+
+def _check_names(columns: ColumnsConfig) -> None:
+    """Refuse names that Spark ML stages or backtick quoting cannot take (spaces are fine)."""
+    for key in ("numeric", "categorical", "label", "id"):
+        value = getattr(columns, key)
+        for name in (value,) if isinstance(value, str | None) else value:
+            if name is None:
+                continue
+            if "`" in name or ("." in name and key in ("numeric", "categorical")):
+                raise BadInputError(
+                    f"prepare.columns.{key} names {name!r}, which holds a "
+                    f"{'backtick' if '`' in name else 'dot'}: Spark ML's feature stages read a "
+                    "dot as a struct field, and a backtick ends a quoted name. Rename the column "
+                    "in the data, or with prepare.input.sql (SELECT `a.b` AS a_b, ...), or list "
+                    "it under prepare.columns.ignore."
+                )
 
 
 @dataclass(frozen=True)
@@ -271,6 +326,38 @@ class LayoutConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """How ``prepare.columns.infer`` reads a declaration from the data.
+
+    Types come from the Parquet footer or the table's schema, or, for CSV and JSON, from the
+    first ``sample_rows`` rows; distinct counts from bounded Spark aggregations over every row
+    (nothing but counts and at most ``max_label_values + 1`` label values reach the driver).
+    Numbers become numeric, booleans categorical, text categorical up to ``max_categories``
+    distinct values (above that it looks like an id or free text, and is ignored).
+
+    Attributes
+    ----------
+    max_label_values : int
+        Most distinct label values a classification label may have; above it prepare refuses,
+        naming the label column (set task: regression for a numeric target).
+    max_categories : int
+        Most distinct values (approximate, over all rows) of a text column made categorical;
+        a column with more is listed under ignore, with a warning.
+    integer_categories : int
+        Integer columns with at most this many distinct values become categorical (0: integer
+        columns are always numeric).
+    sample_rows : int
+        CSV and JSON input: rows read to tell each column's type (a column is numeric when every
+        non-empty value in them is a number).
+    """
+
+    max_label_values: int = field(default=100, metadata={"min": 2, "max": 100_000})
+    max_categories: int = field(default=1000, metadata={"min": 1})
+    integer_categories: int = field(default=0, metadata={"min": 0})
+    sample_rows: int = field(default=10_000, metadata={"min": 1, "max": 10_000_000})
+
+
+@dataclass(frozen=True)
 class PrepareConfig:
     """Raw data to validated, featurized, split, published Parquet.
 
@@ -285,12 +372,11 @@ class PrepareConfig:
     """
 
     input: SourceConfig = field(default_factory=SourceConfig)
-    columns: ColumnsConfig = field(
-        default_factory=lambda: ColumnsConfig(numeric=tuple(f"x{i}" for i in range(8)))
-    )
+    columns: ColumnsConfig = field(default_factory=lambda: ColumnsConfig(numeric=DEFAULT_NUMERIC))
     output: str = "data/prepared/classification"
     max_bad_fraction: float = field(default=0.01, metadata={"min": 0.0, "max": 1.0})
     split: SplitConfig = field(default_factory=SplitConfig)
     featurize: FeaturizeConfig = field(default_factory=FeaturizeConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     keep_versions: int = field(default=2, metadata={"min": 1})
+    inference: InferenceConfig = field(default_factory=InferenceConfig)

@@ -100,9 +100,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str, construct: bool = True) 
     )
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
+            fix = getattr(tp, "SCALAR_FIX", "")  # a section's own hint for a one-word value
             raise ConfigError(
                 f"config key '{key}' in {source} must be a section (a mapping of keys), "
-                f"got {value!r}."
+                f"got {value!r}.{f' {fix}' if fix else ''}"
             )
         return _build(tp, value, key, source, construct=construct)
     if origin is Literal:

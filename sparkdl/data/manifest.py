@@ -121,11 +121,38 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class InferredColumn:
+    """What inference saw in one input column and the role it gave it."""
+
+    kind: str  # integer, float, boolean, string, empty, or the unsupported type's name
+    role: str  # label, id, numeric, categorical or ignore
+    reason: str
+    distinct_approx: int | None = None
+
+
+@dataclass(frozen=True)
+class InferenceInfo:
+    """How ``prepare.columns.infer`` chose the declaration that ``config.columns`` holds.
+
+    ``declaration`` is the YAML printed for the user to paste into the config; ``evidence``
+    says what the types were read from; ``options`` is ``prepare.inference`` as used.
+    """
+
+    declaration: str
+    evidence: str
+    label_counts: dict[str, int]
+    columns: dict[str, InferredColumn]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DatasetManifest:
     """What one published dataset version holds (``manifest.json``).
 
     ``config`` and ``layout`` are plain copies of the ``prepare`` config the version was built
-    with (``output`` left out): records of what was asked, kept as written.
+    with (``output`` left out): records of what was asked, kept as written. When the columns
+    were inferred, ``config.columns`` is the inferred declaration (an ordinary one, which every
+    later job reads) and ``inferred`` says how it was found.
 
     Examples
     --------
@@ -154,6 +181,7 @@ class DatasetManifest:
     layout: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
     format: str = FORMAT
+    inferred: InferenceInfo | None = None  # set when prepare.columns.infer chose the columns
 
     @property
     def columns(self) -> ColumnsConfig:
@@ -167,7 +195,10 @@ class DatasetManifest:
 
     def to_json(self) -> str:
         """The manifest's file text (sorted keys, indented)."""
-        return json.dumps(to_plain(self), indent=2, sort_keys=True, default=str)
+        plain = to_plain(self)
+        if self.inferred is None:
+            del plain["inferred"]  # a declared schema's manifest reads as it did before
+        return json.dumps(plain, indent=2, sort_keys=True, default=str)
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> DatasetManifest:

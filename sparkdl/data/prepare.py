@@ -9,6 +9,7 @@ fitted model reaches the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -67,6 +68,7 @@ class PrepareResult:
     split_rows: dict[str, int] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    declaration: str | None = None  # the inferred prepare.columns as YAML (columns.infer)
 
 
 @contextmanager
@@ -229,9 +231,21 @@ def _prepare_locked(
     there is an interrupted run's, never a live one's)."""
     from pyspark.sql import functions as F
 
+    inferred = None
+    if cfg.columns.infer:
+        from sparkdl.data.infer import infer_columns
+
+        inferred = infer_columns(
+            spark, source=cfg.input, columns=cfg.columns, inference=cfg.inference, frame=frame
+        )
+        cfg = dataclasses.replace(cfg, columns=inferred.columns)
     raw = read_raw(spark, source=cfg.input, columns=cfg.columns, frame=frame)
     settings = to_dict(cfg)
     settings.pop("output")
+    # The declaration is what was prepared; the infer switch and its options only chose it. So
+    # the same declaration, inferred or pasted into the config, keys the same version.
+    settings.pop("inference")
+    settings["columns"].pop("infer")
     chash = pub.config_hash(settings)
     key = pub.version_key(input_fingerprint=raw.fingerprint, config_digest=chash)
     existing = pub.find_published(fs, root, key)
@@ -362,6 +376,7 @@ def _prepare_locked(
             statistics=stats,
             layout=to_dict(cfg.layout),
             timings_s=timings,
+            inferred=inferred.info if inferred else None,
         )
         pub.seal(fs, staging, manifest)
         pub.publish(fs, root=root, staging=staging, name=name, keep=cfg.keep_versions)
@@ -410,4 +425,5 @@ def _result(
         split_rows={k: v.rows for k, v in manifest.splits.items()},
         digests={k: v.digest for k, v in manifest.splits.items()},
         seconds=seconds,
+        declaration=manifest.inferred.declaration if manifest.inferred else None,
     )

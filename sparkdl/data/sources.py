@@ -368,6 +368,17 @@ def _open_parquet(
     return actual, frame
 
 
+def open_text(
+    spark: SparkSession, files: tuple[FileInfo, ...], *, source: SourceConfig
+) -> tuple[list[str], DataFrame]:
+    """CSV or JSON input opened as prepare opens it (every column as text, plus ``_corrupt``),
+    checked only for repeated names: what schema inference samples before any declaration."""
+    case_sensitive = spark.conf.get("spark.sql.caseSensitive", "false").lower() == "true"
+    check = functools.partial(_check_unique, case_sensitive=case_sensitive)
+    opener = _open_csv if source.format == "csv" else _open_json
+    return opener(spark, files, source=source, check=check)
+
+
 def column_check(spark: SparkSession, *, columns: ColumnsConfig, label_optional: bool) -> _Check:
     """:func:`check_columns` bound to the declared columns and the session's case rule."""
     return functools.partial(
