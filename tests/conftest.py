@@ -45,6 +45,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where MLflow runs go that a test does not send elsewhere: this session's temp folder.
+
+    Tracking is on by default (mlflow is installed) and its default store is ./mlruns; without
+    this every pipeline, train or baseline test would leave runs in the checkout. Set as
+    MLFLOW_TRACKING_URI (tracking.tracking_uri's fallback), so job and CLI subprocesses inherit
+    it.
+    """
+    store = tmp_path_factory.mktemp("mlruns")
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = store.as_uri()
+    yield store
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     """The repository root."""

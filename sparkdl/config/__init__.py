@@ -24,6 +24,7 @@ from sparkdl.config.schema import (
     SparkConfig,
     SparkdlConfig,
 )
+from sparkdl.config.tracking import TrackingConfig
 
 __all__ = [
     "AllreduceCheckConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "SparkConfig",
     "SparkdlConfig",
     "SplitConfig",
+    "TrackingConfig",
     "closest_key",
     "load_config",
     "parse_override",

@@ -16,6 +16,7 @@ from sparkdl.config.baselines import KMeansConfig, SGDConfig
 from sparkdl.config.data import GenerateConfig, PrepareConfig
 from sparkdl.config.pipeline import PipelineConfig
 from sparkdl.config.serve import EvaluateConfig, PredictConfig
+from sparkdl.config.tracking import TrackingConfig
 from sparkdl.config.train import TrainConfig
 from sparkdl.errors import BadInputError
 
@@ -184,3 +185,4 @@ class SparkdlConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
