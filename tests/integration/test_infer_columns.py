@@ -45,15 +45,24 @@ def _config(tmp_path: Path, columns: dict, *, path: Path, out: Path, **prepare: 
     return load_config(SparkdlConfig, files=[file])
 
 
-def test_only_the_label_named_gives_30_numeric_features_and_the_datas_classes(
-    spark, cancer: pd.DataFrame, cancer_csv: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def prepared(spark, cancer_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """`sparkdl prepare`'s summary and output for the CSV with only the label named."""
     from sparkdl.commands import COMMANDS
 
-    out = tmp_path / "prepared"
-    cfg = _config(tmp_path, {"infer": True, "label": LABEL}, path=cancer_csv, out=out)
+    tmp = tmp_path_factory.mktemp("inferred")
+    out = tmp / "prepared"
+    cfg = _config(tmp, {"infer": True, "label": LABEL}, path=cancer_csv, out=out)
     summary, ok = COMMANDS["prepare"].run(spark, cfg, argparse.Namespace(force=False))
-    assert ok and "columns inferred from the data" in summary
+    assert ok
+    return summary, out
+
+
+def test_only_the_label_named_gives_30_numeric_features_and_the_datas_classes(
+    spark, cancer: pd.DataFrame, cancer_csv: Path, prepared: tuple[str, Path], tmp_path: Path
+) -> None:
+    summary, out = prepared
+    assert "columns inferred from the data" in summary
 
     manifest = open_dataset(spark, str(out)).manifest
     features = [c for c in cancer.columns if c != LABEL]
@@ -82,6 +91,27 @@ def test_only_the_label_named_gives_30_numeric_features_and_the_datas_classes(
     rerun = run_prepare(spark, cfg=again.prepare)
     assert rerun.skipped and rerun.version == manifest.version
     assert rerun.declaration == inferred.declaration  # the version's record keeps it
+
+
+def test_the_inferred_dataset_trains_like_a_declared_one(spark, prepared, tmp_path: Path) -> None:
+    from sparkdl.train.runner import run_training
+
+    cfg = load_config(
+        SparkdlConfig,
+        overrides=[
+            f"train.dataset={prepared[1]}",
+            f"train.output={tmp_path / 'model'}",
+            "train.epochs=3",
+            "train.batch_size=32",
+            "train.learning_rate=0.003",
+            "train.model.hidden=16",
+            "launch.num_workers=2",
+            "launch.start_timeout_s=60",
+        ],
+    )
+    result = run_training(spark, train=cfg.train, launch=cfg.launch)
+    assert result.workers == 2 and len(set(result.weight_digests)) == 1
+    assert result.test["accuracy"] >= 0.9, result.test  # 0.973 measured (75 test rows)
 
 
 def _write(frame: pd.DataFrame, tmp_path: Path) -> Path:
