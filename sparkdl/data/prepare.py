@@ -199,7 +199,10 @@ def run_prepare(
     ValueError
         Bad input: no files, columns that differ from ``prepare.columns`` (before any Spark
         job), a corrupt file, no valid rows, or more quarantined rows than
-        ``prepare.max_bad_fraction`` (:class:`TooManyBadRows`). Nothing is published then.
+        ``prepare.max_bad_fraction`` (:class:`TooManyBadRows`). With ``prepare.columns.infer``,
+        also what :func:`sparkdl.data.infer.infer_columns` refuses (a named column the input
+        lacks, a missing label, too many classes), before any row is staged. Nothing is
+        published then.
     OutputLockedError
         Another run is writing to ``prepare.output`` (its lock names it); nothing was changed.
 
