@@ -167,13 +167,14 @@ def _build(tp: Any, value: Any, where: str, *, source: str, fix: str, ignored: l
         known = {f.name for f in dataclasses.fields(tp)}
         ignored += [f"{where}.{k}" if where else str(k) for k in value if k not in known]
         return tp(**kwargs)
-    if origin is tuple:
+    if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise bad("a list")
-        return tuple(
+        items = [
             _build(args[0], v, f"{where}[{i}]", source=source, fix=fix, ignored=ignored)
             for i, v in enumerate(value)
-        )
+        ]
+        return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise bad("an object")

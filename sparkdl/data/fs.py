@@ -165,6 +165,16 @@ class HadoopFS:
         if fs.exists(p):
             fs.delete(p, True)
 
+    def copy(self, src: str, dst: str) -> None:
+        """Copy the file or folder ``src`` to ``dst`` (which must not exist), across file
+        systems if need be (``FileUtil.copy``)."""
+        if self.exists(dst):
+            raise RuntimeError(f"cannot copy {src} to {dst}: {dst} exists; delete it first")
+        util = self._jvm.org.apache.hadoop.fs.FileUtil
+        src_p, dst_p = self._path(src), self._path(dst)
+        if not util.copy(self._fs(src), src_p, self._fs(dst), dst_p, False, self._conf):
+            raise RuntimeError(f"could not copy {src} to {dst}; check permissions on both paths")
+
     def mkdirs(self, path: str) -> None:
         """Create ``path`` and its parents."""
         self._fs(path).mkdirs(self._path(path))

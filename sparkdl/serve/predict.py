@@ -76,7 +76,8 @@ def model_info(spark: SparkSession, *, path: str) -> ModelInfo:
     )
 
 
-def _load(path: str) -> Any:
+def load_model(path: str) -> Any:
+    """The Keras model at ``path`` (a folder or store URI), loaded once per Python worker."""
     model = _MODELS.get(path)
     if model is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -90,13 +91,30 @@ def _load(path: str) -> Any:
     return model
 
 
+def class_probabilities(logits: Any) -> Any:
+    """Softmax of a model's ``(rows, classes)`` logits, as float32 (stable for large logits).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class_probabilities(np.array([[0.0, 0.0], [1000.0, 0.0]])).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    """
+    import numpy as np
+
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p.astype(np.float32)
+
+
 def predict_batches(
     frames: Iterator[pd.DataFrame], *, model_path: str, num_classes: int, batch_size: int
 ) -> Iterator[pd.DataFrame]:
     """``mapInPandas`` body: add ``prediction`` and ``probability`` to each pandas batch."""
     import numpy as np
 
-    model = _load(model_path)
+    model = load_model(model_path)
     for frame in frames:
         if frame.empty:
             continue
@@ -104,11 +122,9 @@ def predict_batches(
         out = model.predict(x, batch_size=batch_size, verbose=0)
         frame = frame.copy()
         if num_classes > 1:
-            z = out - out.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            p = class_probabilities(out)
             frame[PREDICTION] = p.argmax(axis=1).astype(np.int32)
-            frame[PROBABILITY] = list(p.astype(np.float32))
+            frame[PROBABILITY] = list(p)
         else:
             frame[PREDICTION] = out[:, 0].astype(np.float64)
             frame[PROBABILITY] = [np.zeros(0, dtype=np.float32)] * len(frame)

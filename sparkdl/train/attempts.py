@@ -103,7 +103,8 @@ def run_attempts(
     # the driver reads and fences the checkpoints through its own store (Spark's Hadoop FS)
     where = checkpoints or base.checkpoint_dir
     model = base.train.model
-    if model.kind == "custom" and model.function:  # the same on every rank: check it here
+    # the same on every rank: check it here (a function object was checked by its caller)
+    if model.kind == "custom" and model.function and base.model_fn is None:
         check_model_function(model.function)
     with InterruptGuard(sc, what="training") as guard:
         for attempt in range(max_attempts):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.config.train import ModelConfig
@@ -13,7 +14,14 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int) -> tf.keras.Model:
+def build_model(
+    cfg: ModelConfig,
+    *,
+    input_dim: int,
+    num_classes: int,
+    seed: int,
+    fn: Callable[..., Any] | None = None,
+) -> tf.keras.Model:
     """Build an uncompiled model whose output is ``num_classes`` logits (1 for regression).
 
     Parameters
@@ -25,6 +33,9 @@ def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int
         Number of classes; 1 means a regression output.
     seed : int
         Seed for weight initialisation (rank 0's weights are broadcast anyway).
+    fn : callable, optional
+        A model function ``fn(input_dim=, num_classes=)`` given as a Python object (the Python
+        API's ``KerasEstimator(model=fn)``), used instead of ``cfg``.
 
     Returns
     -------
@@ -38,6 +49,8 @@ def build_model(cfg: ModelConfig, *, input_dim: int, num_classes: int, seed: int
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
+    if fn is not None:
+        return checked_model(fn(input_dim=input_dim, num_classes=num_classes), source=_name(fn))
     if cfg.kind == "custom":
         return _custom(cfg.function or "", input_dim=input_dim, num_classes=num_classes)
     inputs = tf.keras.Input(shape=(input_dim,), name="features")
@@ -81,10 +94,23 @@ def _custom(spec: str, *, input_dim: int, num_classes: int) -> Any:
             f"train.model.function={spec!r} cannot be loaded ({exc}); it must name an importable "
             "function 'package.module:function' available on every executor"
         ) from exc
-    model = func(input_dim=input_dim, num_classes=num_classes)
-    if not hasattr(model, "fit"):
+    return checked_model(
+        func(input_dim=input_dim, num_classes=num_classes),
+        source=f"train.model.function={spec!r}",
+    )
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return f"model function {getattr(fn, '__qualname__', fn)!r}"
+
+
+def checked_model(model: Any, *, source: str) -> Any:
+    """Refuse what a model function returned unless it is a Keras model (``source`` names the
+    function in the message)."""
+    if not hasattr(model, "fit") or not hasattr(model, "compile"):
         raise BadInputError(
-            f"train.model.function={spec!r} returned {type(model).__name__}, not a Keras model"
+            f"{source} returned {type(model).__name__}, not a Keras model; it must return a "
+            "tf.keras.Model whose output is num_classes logits (1 for regression)"
         )
     return model
 

@@ -12,7 +12,9 @@ import ast
 import importlib.machinery
 import importlib.util
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sparkdl.config.train import TrainConfig
 from sparkdl.errors import BadInputError
@@ -124,7 +126,9 @@ def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return (int(rows), int(cols)) if min(rows, cols) > 1 else None
 
 
-def check_mode_applies(cfg: TrainConfig, *, input_dim: int, num_classes: int) -> None:
+def check_mode_applies(
+    cfg: TrainConfig, *, input_dim: int, num_classes: int, fn: Callable[..., Any] | None = None
+) -> None:
     """Refuse ``train.compression=powersgd`` for a model with no matrix-shaped weights.
 
     The model is built here, as the ranks build it (this imports TensorFlow on the driver, only
@@ -150,7 +154,7 @@ def check_mode_applies(cfg: TrainConfig, *, input_dim: int, num_classes: int) ->
         return
     from sparkdl.train.models import build_model
 
-    model = build_model(cfg.model, input_dim=input_dim, num_classes=num_classes, seed=0)
+    model = build_model(cfg.model, input_dim=input_dim, num_classes=num_classes, seed=0, fn=fn)
     shapes = [tuple(int(d) for d in w.shape) for w in model.trainable_weights]
     if not any(matrix_shape(s) for s in shapes):
         raise BadInputError(

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,12 @@ def _progress_printer(epochs: int) -> Any:
 
 
 def run_training(
-    spark: SparkSession, *, train: TrainConfig, launch: LaunchConfig, skip_preflight: bool = False
+    spark: SparkSession,
+    *,
+    train: TrainConfig,
+    launch: LaunchConfig,
+    skip_preflight: bool = False,
+    model_fn: Callable[..., Any] | None = None,
 ) -> TrainResult:
     """Train ``train.model`` on ``train.dataset`` with ``launch.num_workers`` Horovod ranks.
 
@@ -141,6 +147,9 @@ def run_training(
     launch : LaunchConfig
     skip_preflight : bool
         Skip the preflight checks (tests that exercise a launch failure on purpose).
+    model_fn : callable, optional
+        A model function object ``(input_dim=, num_classes=) -> tf.keras.Model`` to train
+        instead of ``train.model`` (cloudpickled to the ranks; the Python API's estimator).
 
     Returns
     -------
@@ -165,18 +174,25 @@ def run_training(
     # One writer per train.output: a second run is refused before it touches anything.
     loc = parse_location(train.output, key="train.output")
     with output_lock(loc.uri, what="train.output", spark=spark):
-        return _train_locked(spark, train=train, launch=launch, skip_preflight=skip_preflight)
+        return _train_locked(
+            spark, train=train, launch=launch, skip_preflight=skip_preflight, model_fn=model_fn
+        )
 
 
 def _train_locked(
-    spark: SparkSession, *, train: TrainConfig, launch: LaunchConfig, skip_preflight: bool
+    spark: SparkSession,
+    *,
+    train: TrainConfig,
+    launch: LaunchConfig,
+    skip_preflight: bool,
+    model_fn: Callable[..., Any] | None,
 ) -> TrainResult:
     """:func:`run_training` with ``train.output`` locked."""
     start = time.perf_counter()
     if not skip_preflight:
         preflight(spark, launch=launch)
     ds = open_dataset(spark, train.dataset)
-    check_mode_applies(train, input_dim=ds.feature_dim, num_classes=ds.num_classes)
+    check_mode_applies(train, input_dim=ds.feature_dim, num_classes=ds.num_classes, fn=model_fn)
     workers = launch.num_workers
     # train.output is on the store: the ranks publish to it, the driver reads and writes its
     # own files there through Spark's Hadoop file system; a driver-only path is refused here.
@@ -213,6 +229,7 @@ def _train_locked(
             feature_dim=ds.feature_dim,
             label_values=[str(v) for v in ds.manifest.label_values or []],
         ),
+        model_fn=model_fn,
     )
     if base.validation_rows == 0:
         base = replace(base, validation_url=None)

@@ -53,6 +53,8 @@ class WorkerSpec:
     history: list[dict[str, float]] = field(default_factory=list)
     # written into the exported model folder by rank 0 (set by the driver)
     card: ModelCard | None = None
+    # a model function given as a Python object (cloudpickled with the spec), else None
+    model_fn: Any = None
 
 
 def _weights_digest(model: Any) -> str:
@@ -138,7 +140,11 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     start = time.perf_counter()
 
     model = build_model(
-        cfg.model, input_dim=spec.input_dim, num_classes=spec.num_classes, seed=cfg.seed
+        cfg.model,
+        input_dim=spec.input_dim,
+        num_classes=spec.num_classes,
+        seed=cfg.seed,
+        fn=spec.model_fn,
     )
     lr = cfg.learning_rate * (size if cfg.scale_lr else 1)
     # The mode (sync, accumulate, local SGD) and gradient exchange run inside the optimizer's
