@@ -266,15 +266,18 @@ def _run(name: str, args: argparse.Namespace) -> int:
     """The body of :func:`run_command`: config, session, command, summary."""
     from sparkdl.interrupts import InterruptGuard
     from sparkdl.session import build_session, stop_session
+    from sparkdl.tracking import open_tracking
 
     command = COMMANDS[name]
     cfg = config_from_args(args)
+    tracking = open_tracking(cfg.tracking)  # an unreachable tracking URI fails before Spark
     spark = build_session(cfg.spark, launch=cfg.launch if command.training else None)
     try:
         # Ctrl-C or SIGTERM cancels the command's Spark jobs and ends it with exit 130.
         with InterruptGuard(spark.sparkContext, what=f"sparkdl {name}") as guard:
             try:
-                summary, ok = command.run(spark, cfg, args)
+                with tracking.command(spark, name, cfg):  # one MLflow run (train, baselines)
+                    summary, ok = command.run(spark, cfg, args)
             except Exception as exc:
                 guard.check(exc)
                 raise

@@ -10,6 +10,9 @@ new step with the same shapes is tracked without a line here:
 - ``test`` and ``metrics``: final values (``test_<name>`` and ``<name>``);
 - top-level numbers (``wall_s``, ``samples_per_s``, ``rows``): final values.
 
+A final value under the name of a series (ParallelSGD scores the test split every epoch, and
+k-means reports its final cost) is left out: the series' last point is that value.
+
 Booleans, strings, nested lists and non-finite numbers are left out.
 """
 
@@ -57,8 +60,9 @@ def metric_points(doc: Mapping[str, Any]) -> list[Point]:
     ...        "test": {"accuracy": 0.9}, "wall_s": 12.5, "weights_identical": True}
     >>> [(p.key, p.value, p.step) for p in metric_points(doc)]
     [('loss', 0.7, 0), ('loss', 0.5, 1), ('test_accuracy', 0.9, 0), ('wall_s', 12.5, 0)]
-    >>> [(p.key, p.step) for p in metric_points({"cost_per_iteration": [9.0, 4.0]})]
-    [('cost', 0), ('cost', 1)]
+    >>> doc = {"cost_per_iteration": [9.0, 4.0], "metrics": {"cost": 4.0, "ari": 0.5}}
+    >>> [(p.key, p.value, p.step) for p in metric_points(doc)]
+    [('cost', 9.0, 0), ('cost', 4.0, 1), ('ari', 0.5, 0)]
     """
     points: list[Point] = []
     for entry in doc.get("history") or []:
@@ -73,9 +77,12 @@ def metric_points(doc: Mapping[str, Any]) -> list[Point]:
         value = _number(cost)
         if value is not None:
             points.append(Point("cost", value, i))
+    finals: list[Point] = []
     if isinstance(doc.get("test"), Mapping):
-        points += _scalars(doc["test"], "test_")
+        finals += _scalars(doc["test"], "test_")
     if isinstance(doc.get("metrics"), Mapping):
-        points += _scalars(doc["metrics"])
-    points += [p for p in _scalars(doc) if p.key not in _COORDINATES]
-    return points
+        finals += _scalars(doc["metrics"])
+    finals += [p for p in _scalars(doc) if p.key not in _COORDINATES]
+    # a final value of a per-epoch series is its last point already (at the right step)
+    series = {p.key for p in points}
+    return points + [p for p in finals if p.key not in series]

@@ -46,6 +46,14 @@ logger = logging.getLogger(__name__)
 ARTIFACT_PATH = "model"
 MODEL = "model"
 DATASET = "dataset"
+_FROM_CODE = """\
+# The sparkdl pyfunc model (sparkdl.tracking.pyfunc.SparkdlPyfunc); needs sparkdl installed.
+from mlflow.models import set_model
+
+from sparkdl.tracking.pyfunc import SparkdlPyfunc
+
+set_model(SparkdlPyfunc())
+"""
 _REQUIREMENTS = (
     "sparkdl-pipeline",
     "mlflow-skinny",
@@ -124,7 +132,7 @@ def score_rows(
         )
     # A temporary view is a catalog table to prepare's reader: the frame input path, unchanged.
     view = f"sparkdl_pyfunc_{uuid.uuid4().hex}"
-    spark.createDataFrame(rows).createOrReplaceTempView(view)
+    _missing_as_null(spark.createDataFrame(rows)).createOrReplaceTempView(view)
     try:
         featurized = featurize_raw(spark, raw=SourceConfig(table=view), dataset=ds)
         scored = predict_frame(featurized, info=info, batch_size=batch_size).drop("features")
@@ -141,16 +149,29 @@ def score_rows(
     return out
 
 
+def _missing_as_null(frame: Any) -> Any:
+    """pandas writes a missing number as NaN: make it null, as an empty CSV field reads."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    return frame.select(
+        *[
+            F.when(~F.isnan(F.col(f"`{f.name}`")), F.col(f"`{f.name}`")).alias(f.name)
+            if isinstance(f.dataType, DoubleType | FloatType)
+            else F.col(f"`{f.name}`")
+            for f in frame.schema.fields
+        ]
+    )
+
+
 class SparkdlPyfunc(mlflow.pyfunc.PythonModel):
     """The pyfunc model: raw rows in, ``prediction`` and ``probability`` out (see the module)."""
 
-    def __init__(self, batch_size: int = 4096) -> None:
-        self.batch_size = batch_size
-
     def load_context(self, context: Any) -> None:
-        """Keep the local paths of the SavedModel and the dataset copy."""
+        """Keep the local paths of the SavedModel and the dataset copy, and the batch size."""
         self._model = context.artifacts[MODEL]
         self._dataset = context.artifacts[DATASET]
+        self.batch_size = int((context.model_config or {}).get("batch_size", 4096))
 
     # MLflow reads the annotation of model_input: a DataFrame means "no schema to check"
     def predict(
@@ -231,9 +252,13 @@ def save_pyfunc(spark: SparkSession, *, model: str, path: Path, batch_size: int 
     with tempfile.TemporaryDirectory(prefix="sparkdl-pyfunc-") as tmp:
         dataset = Path(tmp) / DATASET
         _dataset_copy(spark, info.dataset_version_path, dataset)
+        # "models from code": the model is this script, not a pickled object
+        code = Path(tmp) / "sparkdl_pyfunc_model.py"
+        code.write_text(_FROM_CODE)
         mlflow.pyfunc.save_model(
             path=str(path),
-            python_model=SparkdlPyfunc(batch_size=batch_size),
+            python_model=str(code),
+            model_config={"batch_size": batch_size},
             artifacts={MODEL: local_model(info.path, cache=tmp), DATASET: str(dataset)},
             # given, so MLflow does not load the model in a subprocess to infer them
             pip_requirements=requirements(),
