@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from sparkdl.config.args import add_config_arguments, config_from_args
 from sparkdl.config.schema import SparkdlConfig
 from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK, BadInputError
+from sparkdl.pipeline.outputs import CheckOutput
+from sparkdl.steps import STEPS, StepOptions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -27,114 +29,21 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INFRA", "EXIT_OK",
 Outcome = tuple[str, bool]
 
 
-def _generate(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.data.generate import write_generated
+def _step_command(
+    name: str,
+) -> Callable[[SparkSession, SparkdlConfig, argparse.Namespace], Outcome]:
+    """The CLI's call of registered step ``name``: its flags become :class:`StepOptions`."""
 
-    return write_generated(spark, cfg=cfg.generate).summary(), True
-
-
-def _prepare(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.data.prepare import run_prepare
-
-    r = run_prepare(spark, cfg=cfg.prepare, force=getattr(args, "force", False))
-    verb = "already published" if r.skipped else "published"
-    summary = (
-        f"{verb} {r.root} version {r.version}: {r.rows_in} rows in, {r.rows_valid} valid, "
-        f"{r.rows_quarantined} quarantined, splits {r.split_rows} ({r.seconds:.1f} s)"
-    )
-    if r.declaration:
-        summary += (
-            "\ncolumns inferred from the data; paste this into the config to declare them:\n"
-            + r.declaration.rstrip()
+    def run(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
+        compare = getattr(args, "compare", False) or (
+            (name == "sgd" and cfg.sgd.compare) or (name == "kmeans" and cfg.kmeans.compare)
         )
-    return summary, True
+        options = StepOptions(force=getattr(args, "force", False), compare=compare)
+        result = STEPS[name].run(spark, cfg, options)
+        ok = result.output.ok if isinstance(result.output, CheckOutput) else True
+        return result.summary, ok
 
-
-def _train(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.train.runner import run_training
-
-    r = run_training(spark, train=cfg.train, launch=cfg.launch)
-    test = ", ".join(f"{k} {v:.4f}" for k, v in r.test.items()) or "no test split"
-    return (
-        f"trained {len(r.history)} epochs on {r.workers} Horovod ranks in {r.wall_s:.1f} s "
-        f"({r.attempts} attempt(s), {r.samples_per_s:,.0f} samples/s); test: {test}; model and "
-        f"metrics.json in {r.output}"
-    ), True
-
-
-def _allreduce(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.launch.smoke import run_allreduce_check
-
-    report = run_allreduce_check(spark, launch=cfg.launch, check=cfg.allreduce_check)
-    return report.format(), report.ok
-
-
-def _sgd(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.lock import output_lock
-
-    # held across the fit and the comparison, which writes compare.md next to the model
-    with output_lock(cfg.sgd.output, what="sgd.output", spark=spark):
-        return _sgd_locked(spark, cfg, args)
-
-
-def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.baselines.sgd import run_parallel_sgd
-
-    r = run_parallel_sgd(spark, cfg=cfg.sgd)
-    test = ", ".join(f"{k} {v:.4f}" for k, v in r.test.items()) or "no test split"
-    summary = (
-        f"ParallelSGD {r.kind} ({cfg.sgd.mode}, {r.partitions} partitions, "
-        f"{cfg.sgd.epochs} epochs) on {r.rows} rows in {r.wall_s:.1f} s; test: {test}; "
-        f"model and metrics.json in {r.output}"
-    )
-    if cfg.sgd.compare or getattr(args, "compare", False):
-        from sparkdl.baselines.compare import compare_sgd
-
-        summary += f"; comparison in {compare_sgd(spark, cfg=cfg.sgd, result=r)}"
-    return summary, True
-
-
-def _kmeans(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.lock import output_lock
-
-    with output_lock(cfg.kmeans.output, what="kmeans.output", spark=spark):
-        return _kmeans_locked(spark, cfg, args)
-
-
-def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.baselines.kmeans import run_kmeans
-
-    r = run_kmeans(spark, cfg=cfg.kmeans)
-    scores = ", ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
-    summary = (
-        f"k-means k={cfg.kmeans.k} on {r.rows} rows: {r.iterations} iterations "
-        f"({'converged' if r.converged else 'max_iter reached'}), {scores}, "
-        f"{r.iterations_s / max(r.passes, 1):.3f} s per Lloyd pass ({cfg.kmeans.n_init} "
-        f"starts raced); model and metrics.json in {r.output}"
-    )
-    if cfg.kmeans.compare or getattr(args, "compare", False):
-        from sparkdl.baselines.compare import compare_kmeans
-
-        summary += f"; comparison in {compare_kmeans(spark, cfg=cfg.kmeans, result=r)}"
-    return summary, True
-
-
-def _evaluate(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.serve.evaluate import run_evaluate
-
-    r = run_evaluate(spark, cfg=cfg.evaluate)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if isinstance(v, float))
-    return (
-        f"evaluated {r.rows} rows in {r.seconds:.1f} s: {shown}; metrics.json in {r.output}",
-        True,
-    )
-
-
-def _predict(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-    from sparkdl.serve.predict import run_predict
-
-    r = run_predict(spark, cfg=cfg.predict)
-    return f"wrote {r.rows} predictions to {r.output} in {r.seconds:.1f} s", True
+    return run
 
 
 def _pipeline(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
@@ -160,20 +69,6 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_compare(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--compare",
-        action="store_true",
-        help="also run Spark MLlib and scikit-learn on the same data and write compare.md",
-    )
-
-
-def _add_force(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--force", action="store_true", help="rebuild even if this input and config are published"
-    )
-
-
 @dataclass(frozen=True)
 class Command:
     """One Spark-backed command."""
@@ -184,49 +79,18 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
+# every registered step but the pipeline's report is a command of its own, plus the pipeline
 COMMANDS: dict[str, Command] = {
-    "generate": Command(
-        _generate, False, "write synthetic raw data (classification or blobs) from the executors"
-    ),
-    "prepare": Command(
-        _prepare,
-        False,
-        "validate, featurize, split and publish raw data as training-ready Parquet",
-        _add_force,
-    ),
-    "train": Command(
-        _train,
-        True,
-        "train a Keras model on a prepared dataset with Horovod ranks in a barrier stage",
-    ),
-    "sgd": Command(
-        _sgd,
-        False,
-        "ParallelSGD baseline: per-partition numpy SGD, weights averaged on the driver",
-        _add_compare,
-    ),
-    "kmeans": Command(
-        _kmeans,
-        False,
-        "distributed k-means (k-means|| init, Lloyd with tree reduction) baseline",
-        _add_compare,
-    ),
-    "evaluate": Command(
-        _evaluate,
-        False,
-        "score a trained model on a prepared split on the executors (accuracy, log loss, AUC)",
-    ),
-    "predict": Command(
-        _predict, False, "batch inference on a prepared split or new raw data, written as Parquet"
-    ),
+    **{
+        name: Command(_step_command(name), step.training, step.help, step.add_arguments)
+        for name, step in STEPS.items()
+        if name != "report"
+    },
     "pipeline": Command(
         _pipeline,
         True,
         "generate -> prepare -> train -> baselines -> evaluate -> report, resumable by run id",
         _add_run,
-    ),
-    "allreduce-check": Command(
-        _allreduce, True, "all-reduce known tensors on Horovod ranks and verify"
     ),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -229,21 +230,52 @@ def sklearn_kmeans_best(
     return {"cost": float(model.inertia_), "iterations": float(model.n_iter_), "wall_s": wall}
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Where a comparison went: ``compare.json`` (rows, and any extra fields) and its table
+    ``compare.md``."""
+
+    json: str
+    markdown: str
+
+
 def write_comparison(
-    out: Store, *, title: str, columns: list[str], rows: list[dict[str, Any]]
-) -> str:
-    """Write ``compare.json`` and a Markdown table ``compare.md`` to the store ``out``; return
-    the table's location."""
+    out: Store,
+    *,
+    title: str,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> Comparison:
+    """Write ``compare.json`` (``title``, ``rows`` and ``extra``) and a Markdown table
+    ``compare.md`` to the store ``out``; return their locations."""
     from sparkdl.bench.measure import format_table
 
-    out.write_bytes("compare.json", json_bytes({"title": title, "rows": rows}))
+    doc = {"title": title, "rows": rows, **(extra or {})}
+    out.write_bytes("compare.json", json_bytes(doc))
     body = [[r.get(c, "") for c in columns] for r in rows]
     lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in body:
         lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
     out.write_bytes("compare.md", ("\n".join(lines) + "\n").encode())
     logger.info("comparison:\n%s", format_table(columns, body))
-    return out.location.child("compare.md").uri
+    return Comparison(
+        json=out.location.child("compare.json").uri, markdown=out.location.child("compare.md").uri
+    )
+
+
+def reference_row(doc: dict[str, Any] | None, method: str) -> dict[str, Any] | None:
+    """The row of a ``compare.json`` document whose method starts with ``method``, or None.
+
+    Examples
+    --------
+    >>> reference_row({"rows": [{"method": "MLlib KMeans", "cost": 2.0}]}, "MLlib")["cost"]
+    2.0
+    """
+    for row in (doc or {}).get("rows", []):
+        if str(row.get("method", "")).startswith(method):
+            return row
+    return None
 
 
 def _cell(v: Any) -> str:
@@ -254,8 +286,12 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> str:
-    """ParallelSGD's result next to MLlib's and scikit-learn's logistic regression."""
+MLLIB_LOGISTIC = "MLlib LogisticRegression"
+
+
+def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any, sklearn: bool = True) -> Comparison:
+    """ParallelSGD's result next to MLlib's and (with ``sklearn``, on the driver)
+    scikit-learn's logistic regression, in the sgd output's ``compare.json``/``compare.md``."""
     from sparkdl.data.dataset import open_dataset
 
     ds = open_dataset(spark, cfg.dataset)
@@ -268,12 +304,15 @@ def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> str:
             "log_loss": result.test.get("log_loss", float("nan")),
             "wall_s": result.wall_s,
         },
-        {"method": "MLlib LogisticRegression (L-BFGS)", **mllib_logistic(spark, ds, l2=cfg.l2)},
-        {
-            "method": "scikit-learn LogisticRegression (lbfgs, driver)",
-            **sklearn_logistic(ds, l2=cfg.l2),
-        },
+        {"method": f"{MLLIB_LOGISTIC} (L-BFGS)", **mllib_logistic(spark, ds, l2=cfg.l2)},
     ]
+    if sklearn:
+        rows.append(
+            {
+                "method": "scikit-learn LogisticRegression (lbfgs, driver)",
+                **sklearn_logistic(ds, l2=cfg.l2),
+            }
+        )
     return write_comparison(
         HadoopStore(spark, result.output),
         title=f"ParallelSGD vs MLlib vs scikit-learn on {ds.path} (test split)",
@@ -282,8 +321,13 @@ def compare_sgd(spark: SparkSession, *, cfg: Any, result: Any) -> str:
     )
 
 
-def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> str:
-    """Our k-means next to MLlib (same initial centres, and k-means||) and scikit-learn."""
+def compare_kmeans(
+    spark: SparkSession, *, cfg: Any, result: Any, sklearn: bool = True, cost_iterations: int = 0
+) -> Comparison:
+    """Our k-means next to MLlib (same initial centres, and k-means||) and, with ``sklearn``
+    (on the driver), scikit-learn; with ``cost_iterations``, also MLlib's cost after each of
+    the first iterations from the same centres (``mllib_cost_per_iteration``: MLlib does not
+    report it, so it is refit for 1..n iterations)."""
     from sparkdl.data.dataset import open_dataset
 
     ds = open_dataset(spark, cfg.dataset)
@@ -308,25 +352,45 @@ def compare_kmeans(spark: SparkSession, *, cfg: Any, result: Any) -> str:
                 spark, ds, cfg.split, k=cfg.k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol
             ),
         },
+    ]
+    if sklearn:
+        rows += _sklearn_kmeans_rows(ds, cfg=cfg, result=result, threads=cores)
+    extra = {}
+    if cost_iterations:
+        limits = range(1, min(cost_iterations, result.iterations) + 1)
+        fits = mllib_kmeans_same_init(
+            spark, ds, cfg.split, init=result.init_centers, max_iter=limits, tol=0.0
+        )
+        extra["mllib_cost_per_iteration"] = [fit["cost"] for fit in fits]
+    return write_comparison(
+        HadoopStore(spark, result.output),
+        title=f"k-means (k={cfg.k}) on {ds.path} split {cfg.split}: cost and Lloyd wall time",
+        columns=["method", "cost", "iterations", "wall_s"],
+        rows=rows,
+        extra=extra,
+    )
+
+
+def _sklearn_kmeans_rows(
+    ds: PreparedDataset, *, cfg: Any, result: Any, threads: int
+) -> list[dict[str, Any]]:
+    """scikit-learn's k-means from our centres and its own best of 10 (on the driver)."""
+    return [
         {
-            "method": f"scikit-learn KMeans, same initial centres, {cores} threads",
+            "method": f"scikit-learn KMeans, same initial centres, {threads} threads",
             **sklearn_kmeans(
                 ds,
                 cfg.split,
                 init=result.init_centers,
                 max_iter=cfg.max_iter,
                 tol=cfg.tol,
-                threads=cores,
+                threads=threads,
             ),
         },
         {
-            "method": f"scikit-learn KMeans, k-means++ best of 10, {cores} threads",
-            **sklearn_kmeans_best(ds, cfg.split, k=cfg.k, n_init=10, seed=cfg.seed, threads=cores),
+            "method": f"scikit-learn KMeans, k-means++ best of 10, {threads} threads",
+            **sklearn_kmeans_best(
+                ds, cfg.split, k=cfg.k, n_init=10, seed=cfg.seed, threads=threads
+            ),
         },
     ]
-    return write_comparison(
-        HadoopStore(spark, result.output),
-        title=f"k-means (k={cfg.k}) on {ds.path} split {cfg.split}: cost and Lloyd wall time",
-        columns=["method", "cost", "iterations", "wall_s"],
-        rows=rows,
-    )

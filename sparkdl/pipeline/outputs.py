@@ -43,18 +43,18 @@ class TrainOutput:
 
 @dataclass(frozen=True)
 class SgdOutput:
-    """ParallelSGD's ``metrics.json`` and MLlib's reference, when it ran."""
+    """ParallelSGD's ``metrics.json`` and, when it ran, the comparison's ``compare.json``."""
 
     metrics: str
-    mllib: str | None = None
+    compare: str | None = None
 
 
 @dataclass(frozen=True)
 class KmeansOutput:
-    """k-means' ``metrics.json`` and MLlib's cost per iteration, when it ran."""
+    """k-means' ``metrics.json`` and, when it ran, the comparison's ``compare.json``."""
 
     metrics: str
-    mllib: str | None = None
+    compare: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,21 @@ class EvaluateOutput:
     """The distributed evaluation's ``metrics.json``."""
 
     metrics: str
+
+
+@dataclass(frozen=True)
+class PredictOutput:
+    """Where ``predict`` wrote its predictions, and how many rows."""
+
+    predictions: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class CheckOutput:
+    """Whether ``allreduce-check`` found every rank's result right."""
+
+    ok: bool
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,8 @@ StepOutput = (
     | SgdOutput
     | KmeansOutput
     | EvaluateOutput
+    | PredictOutput
+    | CheckOutput
     | ReportOutput
 )
 

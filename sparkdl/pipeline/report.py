@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sparkdl.baselines.compare import MLLIB_LOGISTIC, reference_row
 from sparkdl.contract import to_plain
 from sparkdl.files import json_bytes
 from sparkdl.pipeline.outputs import EvaluateOutput, KmeansOutput, SgdOutput, TrainOutput
@@ -40,6 +41,12 @@ def _read(path: str | None, store_at: StoreAt) -> dict[str, Any] | None:
         return None
 
 
+def _cost_curve(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """MLlib's cost per iteration from k-means' ``compare.json``, when it was measured."""
+    curve = (doc or {}).get("mllib_cost_per_iteration")
+    return {"cost_per_iteration": curve} if curve else None
+
+
 def collect(state: RunState, *, store_at: StoreAt = ArrowStore) -> dict[str, Any]:
     """Every number the report shows, from the files the finished steps recorded.
 
@@ -59,9 +66,11 @@ def collect(state: RunState, *, store_at: StoreAt = ArrowStore) -> dict[str, Any
         "steps": {step: to_plain(entry) for step, entry in state.steps.items()},
         "train": _read(train.metrics if train else None, store_at),
         "sgd": _read(sgd.metrics if sgd else None, store_at),
-        "mllib_logistic": _read(sgd.mllib if sgd else None, store_at),
+        "mllib_logistic": reference_row(
+            _read(sgd.compare if sgd else None, store_at), MLLIB_LOGISTIC
+        ),
         "kmeans": _read(kmeans.metrics if kmeans else None, store_at),
-        "mllib_kmeans": _read(kmeans.mllib if kmeans else None, store_at),
+        "mllib_kmeans": _cost_curve(_read(kmeans.compare if kmeans else None, store_at)),
         "evaluate": _read(evaluate.metrics if evaluate else None, store_at),
     }
 

@@ -18,26 +18,18 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sparkdl.config.loader import to_dict
 from sparkdl.config.schema import SparkdlConfig
-from sparkdl.files import json_bytes
 from sparkdl.lock import output_lock
 from sparkdl.pipeline.outputs import (
-    EvaluateOutput,
-    GenerateOutput,
-    KmeansOutput,
-    PrepareOutput,
     ReportOutput,
-    SgdOutput,
-    StepResult,
-    TrainOutput,
 )
 from sparkdl.pipeline.runlog import RunLog
 from sparkdl.pipeline.state import DONE, RunState, check_run_date, check_run_id, run_folder
+from sparkdl.steps import STEPS, RunContext, StepOptions
 from sparkdl.store import Location
 from sparkdl.store.check import check_output
 from sparkdl.store.hadoop import HadoopStore
@@ -47,8 +39,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
-
-StepFn = Callable[["SparkSession", SparkdlConfig, Location, RunState], StepResult]
 
 
 @dataclass(frozen=True)
@@ -83,131 +73,26 @@ def run_config(cfg: SparkdlConfig, run_dir: Location) -> SparkdlConfig:
     )
 
 
-def _generate(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
-) -> StepResult:
-    from sparkdl.data.generate import write_generated
-
-    r = write_generated(spark, cfg=cfg.generate)
-    return StepResult(r.summary(), GenerateOutput(path=cfg.generate.output))
-
-
-def _prepare(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
-) -> StepResult:
-    from sparkdl.data.prepare import run_prepare
-
-    r = run_prepare(spark, cfg=cfg.prepare)
-    summary = f"{'already published' if r.skipped else 'published'} version {r.version}: splits {r.split_rows}"
-    return StepResult(
-        summary, PrepareOutput(dataset=r.root, version=r.version, splits=dict(r.split_rows))
-    )
-
-
-def _train(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
-) -> StepResult:
-    from sparkdl.train.runner import run_training
-
-    r = run_training(spark, train=cfg.train, launch=cfg.launch)
-    summary = (
-        f"{len(r.history)} epochs on {r.workers} ranks, {r.samples_per_s:,.0f} samples/s, "
-        f"test accuracy {r.test.get('accuracy', float('nan')):.4f}"
-    )
-    return StepResult(summary, TrainOutput(model=r.export_dir, metrics=f"{r.output}/metrics.json"))
-
-
-def _sgd(spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState) -> StepResult:
-    with output_lock(cfg.sgd.output, what="sgd.output"):
-        return _sgd_locked(spark, cfg)
-
-
-def _sgd_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
-    """ParallelSGD and its MLlib reference, with ``sgd.output`` locked."""
-    from sparkdl.baselines.sgd import run_parallel_sgd
-
-    r = run_parallel_sgd(spark, cfg=cfg.sgd)
-    output = SgdOutput(metrics=f"{r.output}/metrics.json")
-    summary = f"ParallelSGD {r.kind}: test {', '.join(f'{k} {v:.4f}' for k, v in r.test.items())}"
-    if cfg.pipeline.compare_mllib and r.kind != "linear":
-        from sparkdl.baselines.compare import mllib_logistic
-        from sparkdl.data.dataset import open_dataset
-
-        mllib = mllib_logistic(spark, open_dataset(spark, cfg.sgd.dataset), l2=cfg.sgd.l2)
-        HadoopStore(spark, r.output).write_bytes("mllib.json", json_bytes(mllib))
-        output = dataclasses.replace(output, mllib=f"{r.output}/mllib.json")
-        summary += f"; MLlib LogisticRegression accuracy {mllib['accuracy']:.4f}"
-    return StepResult(summary, output)
-
-
-def _kmeans(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
-) -> StepResult:
-    with output_lock(cfg.kmeans.output, what="kmeans.output"):
-        return _kmeans_locked(spark, cfg)
-
-
-def _kmeans_locked(spark: SparkSession, cfg: SparkdlConfig) -> StepResult:
-    """k-means and its MLlib reference, with ``kmeans.output`` locked."""
-    from sparkdl.baselines.compare import mllib_kmeans_same_init
-    from sparkdl.baselines.kmeans import run_kmeans
+def _step_config(spark: SparkSession, step: str, cfg: SparkdlConfig) -> SparkdlConfig:
+    """The config a step runs with in the pipeline: k-means gets ``pipeline.kmeans_k``, else as
+    many clusters as the prepared dataset has classes (at least 2)."""
+    if step != "kmeans":
+        return cfg
     from sparkdl.data.dataset import open_dataset
 
-    ds = open_dataset(spark, cfg.kmeans.dataset)
-    k = cfg.pipeline.kmeans_k or max(2, ds.num_classes)
-    r = run_kmeans(spark, cfg=dataclasses.replace(cfg.kmeans, k=k))
-    output = KmeansOutput(metrics=f"{r.output}/metrics.json")
-    summary = f"k={k}: {r.iterations} iterations, " + ", ".join(
-        f"{m} {v:.4g}" for m, v in r.metrics.items()
+    k = cfg.pipeline.kmeans_k or max(2, open_dataset(spark, cfg.kmeans.dataset).num_classes)
+    return dataclasses.replace(cfg, kmeans=dataclasses.replace(cfg.kmeans, k=k))
+
+
+def _options(cfg: SparkdlConfig, run_dir: Location, state: RunState) -> StepOptions:
+    """What the pipeline adds to each step: the MLlib references (no scikit-learn: it reads
+    the data on the driver) and the run the report belongs to."""
+    return StepOptions(
+        compare=cfg.pipeline.compare_mllib,
+        sklearn=False,
+        cost_iterations=cfg.pipeline.mllib_cost_iterations,
+        run=RunContext(run_dir=run_dir, state=state),
     )
-    if cfg.pipeline.compare_mllib:
-        # MLlib does not report cost per iteration: refit from the same centres for 1..n
-        limits = range(1, min(cfg.pipeline.mllib_cost_iterations, r.iterations) + 1)
-        fits = mllib_kmeans_same_init(
-            spark, ds, "train", init=r.init_centers, max_iter=limits, tol=0.0
-        )
-        costs = [fit["cost"] for fit in fits]
-        doc = json_bytes({"cost_per_iteration": costs})
-        HadoopStore(spark, r.output).write_bytes("mllib.json", doc)
-        output = dataclasses.replace(output, mllib=f"{r.output}/mllib.json")
-    return StepResult(summary, output)
-
-
-def _evaluate(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
-) -> StepResult:
-    from sparkdl.serve.evaluate import run_evaluate
-
-    r = run_evaluate(spark, cfg=cfg.evaluate)
-    shown = {k: v for k, v in r.metrics.items() if isinstance(v, float)}
-    return StepResult(
-        ", ".join(f"{k} {v:.4f}" for k, v in shown.items()),
-        EvaluateOutput(metrics=f"{r.output}/metrics.json"),
-    )
-
-
-def _report(
-    spark: SparkSession, cfg: SparkdlConfig, run_dir: Location, state: RunState
-) -> StepResult:
-    from sparkdl.pipeline.report import write_report
-
-    path = write_report(
-        HadoopStore(spark, run_dir.child("report")),
-        state=state,
-        store_at=lambda loc: HadoopStore(spark, loc),
-    )
-    return StepResult(f"report at {path}", ReportOutput(report=path))
-
-
-STEPS: dict[str, StepFn] = {
-    "generate": _generate,
-    "prepare": _prepare,
-    "train": _train,
-    "sgd": _sgd,
-    "kmeans": _kmeans,
-    "evaluate": _evaluate,
-    "report": _report,
-}
 
 
 def default_run_date() -> str:
@@ -289,7 +174,8 @@ def _run_locked(
     store = HadoopStore(spark, run_dir)
     state = RunState.open(store, run_id=run_id, run_date=run_date, config_hash=_config_hash(cfg))
     log = RunLog(store)
-    steps = [s for s in STEPS if s in cfg.pipeline.steps]
+    steps = [s for s, step in STEPS.items() if step.in_pipeline and s in cfg.pipeline.steps]
+    options = _options(cfg, run_dir, state)
     ran, skipped = [], []
     try:
         for i, step in enumerate(steps, 1):
@@ -301,7 +187,7 @@ def _run_locked(
             state.start(step)
             try:
                 with tracked.step(step) as record:
-                    result = STEPS[step](spark, cfg, run_dir, state)
+                    result = STEPS[step].run(spark, _step_config(spark, step, cfg), options)
                     record(result.output)
             except BaseException as exc:
                 state.fail(step, "".join(traceback.format_exception_only(type(exc), exc)))

@@ -86,3 +86,25 @@ def metric_points(doc: Mapping[str, Any]) -> list[Point]:
     # a final value of a per-epoch series is its last point already (at the right step)
     series = {p.key for p in points}
     return points + [p for p in finals if p.key not in series]
+
+
+def reference_points(doc: Mapping[str, Any]) -> list[Point]:
+    """MLlib's numbers in a ``compare.json``: its first MLlib row's fields as ``mllib_<name>``
+    and its cost per iteration, when measured, as ``mllib_iteration_cost`` at steps 1, 2, ...
+
+    Examples
+    --------
+    >>> doc = {"rows": [{"method": "ours", "cost": 3.0}, {"method": "MLlib KMeans", "cost": 2.5}],
+    ...        "mllib_cost_per_iteration": [9.0, 4.0]}
+    >>> [(p.key, p.value, p.step) for p in reference_points(doc)]
+    [('mllib_cost', 2.5, 0), ('mllib_iteration_cost', 9.0, 1), ('mllib_iteration_cost', 4.0, 2)]
+    """
+    from sparkdl.baselines.compare import reference_row
+
+    row = reference_row(dict(doc), "MLlib") or {}
+    numbers = {k: _number(v) for k, v in row.items()}
+    points = [Point(f"mllib_{k}", v) for k, v in numbers.items() if v is not None]
+    curve = doc.get("mllib_cost_per_iteration") or []
+    return points + [
+        Point("mllib_iteration_cost", float(c), step=i) for i, c in enumerate(curve, 1)
+    ]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sparkdl.config.tracking import TrackingConfig
 from sparkdl.errors import BadInputError, RunInterruptedError, SparkdlError
 from sparkdl.tracking import params as P
-from sparkdl.tracking.metrics import Point, metric_points
+from sparkdl.tracking.metrics import Point, metric_points, reference_points
 from sparkdl.tracking.outputs import command_output, dataset_version, model_json_version, read_json
 from sparkdl.tracking.uri import check_reachable, file_store_path, redact, resolve_uri
 
@@ -274,8 +274,8 @@ class Tracker:
     def record(self, spark: SparkSession, run_id: str, output: Any) -> str | None:
         """Log what a step's output record points at; return its dataset version, if known.
 
-        ``metrics`` (a ``metrics.json``) becomes metrics, ``mllib`` (MLlib's reference) metrics
-        prefixed ``mllib_``, ``splits`` rows per split, ``model`` the pyfunc model (with
+        ``metrics`` (a ``metrics.json``) becomes metrics, ``compare`` (the comparison's
+        ``compare.json``) MLlib's numbers prefixed ``mllib_``, ``splits`` rows per split, ``model`` the pyfunc model (with
         ``tracking.log_model``), ``version`` the dataset version tag.
         """
         fields = dataclasses.asdict(output) if dataclasses.is_dataclass(output) else {}
@@ -286,9 +286,8 @@ class Tracker:
                 doc = read_json(spark, fields["metrics"])
                 points += metric_points(doc)
                 version = version or dataset_version(doc) or model_json_version(spark, fields)
-            if fields.get("mllib"):
-                doc = read_json(spark, fields["mllib"])
-                points += [dataclasses.replace(p, key=f"mllib_{p.key}") for p in metric_points(doc)]
+            if fields.get("compare"):
+                points += reference_points(read_json(spark, fields["compare"]))
         except (
             SparkdlError,
             OSError,

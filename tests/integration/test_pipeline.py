@@ -3,6 +3,8 @@ distributed evaluation against Keras, and batch inference on raw data."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 from typing import Any
@@ -112,9 +114,9 @@ def test_failed_run_resumes_at_the_first_unfinished_step(
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("executor lost (rehearsed)")
-        return real(*args)
+        return real.run(*args)
 
-    monkeypatch.setitem(pipeline_run.STEPS, "sgd", flaky)
+    monkeypatch.setitem(pipeline_run.STEPS, "sgd", dataclasses.replace(real, run=flaky))
     with pytest.raises(OSError, match="rehearsed"):
         run_pipeline(spark, cfg=cfg, run_id="r")
     state = json.loads((tmp_path / "runs" / "r" / "state.json").read_text())["steps"]

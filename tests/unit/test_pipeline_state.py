@@ -64,7 +64,9 @@ def test_a_state_file_written_before_the_format_field_resumes(tmp_path: Path) ->
         version="v1",
         splits={"train": 4800, "validation": 600, "test": 600},
     )
-    assert state.output("kmeans", KmeansOutput).mllib.endswith("/kmeans/mllib.json")
+    # the old record's "mllib" (an MLlib-only file) is not read as the comparison it replaced
+    old_kmeans = state.output("kmeans", KmeansOutput)
+    assert old_kmeans.metrics.endswith("/kmeans/metrics.json") and old_kmeans.compare is None
     assert state.output("sgd", SgdOutput) is None  # failed: no outputs
     assert "executor lost" in state.step("sgd").error
     state.start("sgd")
@@ -73,7 +75,7 @@ def test_a_state_file_written_before_the_format_field_resumes(tmp_path: Path) ->
     state.finish("sgd", StepResult("ParallelSGD", SgdOutput(metrics="/m.json")))
     again = json.loads((run_dir / "state.json").read_text())
     assert again["format"] == FORMAT
-    assert again["steps"]["sgd"]["outputs"] == {"metrics": "/m.json", "mllib": None}
+    assert again["steps"]["sgd"]["outputs"] == {"metrics": "/m.json", "compare": None}
     # what the old writer recorded is kept as it was
     before = json.loads(BEFORE.read_text())
     assert again["steps"]["train"]["outputs"] == before["steps"]["train"]["outputs"]
