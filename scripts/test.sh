@@ -24,4 +24,5 @@ workers="${SPARKDL_TEST_WORKERS:-2}"
 [[ "$workers" =~ ^[1-9][0-9]*$ ]] || {
   echo "[test] SPARKDL_TEST_WORKERS=$workers: use a whole number of workers, 1 or more" >&2; exit 2; }
 parallel=(); [[ "$workers" -gt 1 ]] && parallel=(-n "$workers" --dist loadfile)
-exec "$PY" -m pytest -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} "$@"
+# --durations: the slowest tests, so the suite's time budget (25 min in CI) can be kept
+exec "$PY" -m pytest -p no:cacheprovider --durations=30 ${parallel[@]+"${parallel[@]}"} "$@"

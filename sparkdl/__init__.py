@@ -5,7 +5,9 @@ ML runtimes before 16.0). ``__project__`` tells the two apart: code that must be
 this project's package calls :func:`sparkdl.identity.require_this_project`.
 
 ``sparkdl.run`` and ``sparkdl.Distributor`` (:mod:`sparkdl.distributor`) run a function of
-yours on Horovod ranks; they are imported on first use, so ``import sparkdl`` stays light.
+yours on Horovod ranks; ``sparkdl.prepare(df)`` and ``sparkdl.run_step(name)`` (:mod:`sparkdl.api`)
+run the steps of the CLI and the pipeline (:mod:`sparkdl.steps`). They are imported on first
+use, so ``import sparkdl`` stays light.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 __version__ = "0.1.0"
 __project__ = "sparkdl-pipeline"
 
-__all__ = ["Distributor", "__project__", "__version__", "run"]
+__all__ = ["Distributor", "__project__", "__version__", "prepare", "run", "run_step"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from sparkdl import distributor
 
         return getattr(distributor, name)
+    if name in ("prepare", "run_step"):
+        from sparkdl import api
+
+        return getattr(api, name)
     raise AttributeError(f"module 'sparkdl' has no attribute {name!r}")

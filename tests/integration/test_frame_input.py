@@ -91,3 +91,22 @@ def test_bad_tables_queries_and_frames_are_refused_before_any_job(spark, rows, t
         run_prepare(spark, cfg=_cfg(tmp_path / "e"), frame=df.limit(0))
     with pytest.raises(BadInputError, match="sets both table and sql"):
         _cfg(tmp_path / "f", table=TABLE, sql="'SELECT 1'")
+
+
+def test_sparkdl_prepare_takes_a_dataframe_through_the_cli_s_step(spark, rows, tmp_path) -> None:
+    import sparkdl
+    from sparkdl.steps import StepOptions
+
+    df, _ = rows
+    sets = [f"prepare.output={tmp_path / 'api'}"]
+    sets += [f"prepare.columns.{key}={value}" for key, value in COLUMNS.items()]
+    cfg = load_config(SparkdlConfig, overrides=sets)
+    out = sparkdl.prepare(df, config=cfg)
+    direct = run_prepare(spark, cfg=_cfg(tmp_path / "direct"), frame=df)
+    assert out.splits == direct.split_rows and sum(out.splits.values()) == 1000
+    assert open_dataset(spark, out.dataset).manifest.version == out.version
+    # the step the CLI and the pipeline run, by name: the version is published already
+    again = sparkdl.run_step("prepare", config=cfg, spark=spark, options=StepOptions(frame=df))
+    assert again.summary.startswith("already published") and again.output == out
+    with pytest.raises(BadInputError, match="give a pyspark DataFrame"):
+        sparkdl.prepare([1, 2], config=cfg)

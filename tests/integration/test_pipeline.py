@@ -4,7 +4,6 @@ distributed evaluation against Keras, and batch inference on raw data."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 from typing import Any

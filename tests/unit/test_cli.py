@@ -57,3 +57,16 @@ def test_console_entry_point_runs(repo) -> None:
         timeout=60,
     )
     assert "doctor" in proc.stdout and "config" in proc.stdout
+
+
+def test_the_cli_commands_are_the_registered_steps() -> None:
+    from sparkdl.commands import COMMANDS
+    from sparkdl.errors import BadInputError
+    from sparkdl.steps import STEPS, run_step
+
+    assert set(COMMANDS) == (set(STEPS) - {"report"}) | {"pipeline"}
+    for name, step in STEPS.items():
+        if name in COMMANDS:
+            assert (COMMANDS[name].help, COMMANDS[name].training) == (step.help, step.training)
+    with pytest.raises(BadInputError, match="no step 'prepair'; did you mean 'prepare'"):
+        run_step("prepair")
