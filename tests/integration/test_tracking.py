@@ -16,7 +16,7 @@ import pytest
 
 import sparkdl
 from sparkdl.config import SparkdlConfig
-from sparkdl.errors import EXIT_INFRA, InfraError
+from sparkdl.errors import EXIT_INFRA, BadInputError, InfraError
 from sparkdl.pipeline.run import PipelineResult, run_pipeline
 from sparkdl.tracking.params import git_commit
 from tests.integration.test_pipeline import _cfg
@@ -225,3 +225,38 @@ def test_rerunning_a_finished_run_leaves_mlflow_alone(spark: Any, tracked: Any) 
     assert same.info.end_time == parent.info.end_time
     children = _runs(client, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == len(STEPS)
+
+
+def test_a_resumed_run_continues_its_parent_run(spark: Any, repo: Path, tracked: Any) -> None:
+    _, _, client, tmp = tracked
+    steps = ["prepare", "sgd", "kmeans"]
+    cfg = _cfg(
+        repo,
+        tmp,
+        *FAST,
+        f"pipeline.steps=[{', '.join(steps)}]",
+        f"tracking.tracking_uri={tmp / 'mlruns'}",
+    )
+    blocker = tmp / "runs" / "track-2" / "sgd"  # a file where sgd's output folder must go
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way")
+    with pytest.raises(BadInputError, match=r"sgd\.output=.* cannot be written"):
+        run_pipeline(spark, cfg=cfg, run_id="track-2")
+    where = "tags.`sparkdl.kind` = 'pipeline' and tags.`sparkdl.run_id` = 'track-2'"
+    (failed,) = _runs(client, where)
+    assert failed.info.status == "FAILED"
+
+    blocker.unlink()
+    resumed = run_pipeline(spark, cfg=cfg, run_id="track-2")
+    assert resumed.skipped == ["prepare"] and resumed.ran == ["sgd", "kmeans"]
+    (parent,) = _runs(client, where)
+    assert parent.info.run_id == failed.info.run_id and parent.info.status == "FINISHED"
+    children = _runs(client, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted((c.info.run_name, c.info.status) for c in children) == [
+        ("kmeans", "FINISHED"),
+        ("prepare", "FINISHED"),
+        ("sgd", "FAILED"),
+        ("sgd", "FINISHED"),
+    ]
+    version = parent.data.tags["sparkdl.dataset_version"]
+    assert {c.data.tags["sparkdl.dataset_version"] for c in children} == {version}

@@ -219,3 +219,26 @@ def test_a_run_logs_params_tags_and_metrics_and_ends_failed_on_error(tmp_path: P
     assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.25)]
     assert client.get_run(bad).info.status == "FAILED"
     assert client.get_experiment_by_name("unit").experiment_id == run.info.experiment_id
+
+
+def test_logging_that_fails_after_the_start_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    store = tmp_path / "mlruns"
+    tracker = open_tracking(TrackingConfig(tracking_uri=str(store), experiment="unit"))
+    with tracker._run("gone", tags={}) as run_id:
+        run_dir = next(store.glob(f"*/{run_id}"))
+        shutil.rmtree(run_dir)  # the store lost the run (a server that went away, a wiped disk)
+        run_dir.write_text("not a run")
+        tracker.log_points(run_id, [Point("loss", 0.5, 0)])
+        tracker.set_tags(run_id, {"sparkdl.dataset_version": "v1"})
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and r.name.startswith("sparkdl.tracking")
+    ]
+    assert any(m.startswith("could not log metrics to MLflow run") for m in warned), warned
+    assert any(m.startswith("could not log status to MLflow run") for m in warned), warned
+    assert all(store.as_uri() in m for m in warned)
