@@ -78,6 +78,8 @@ def redact(uri: str) -> str:
         query = urlencode(
             [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*"
         )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return uri  # nothing to hide (and sqlite:////abs keeps its four slashes)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -108,7 +110,8 @@ def check_reachable(uri: str, *, timeout_s: float) -> None:
     ------
     BadInputError
         A URI that cannot be parsed, a file store that is not a writable folder, a server that
-        refuses the credentials (HTTP 401/403) or answers that it is not an MLflow server.
+        refuses the credentials (HTTP 401/403) or answers that it is not an MLflow server, a
+        store this MLflow cannot use (a database with mlflow-skinny).
     InfraError
         A server that refuses the connection, does not answer in time, or fails (HTTP 5xx).
 
@@ -207,6 +210,13 @@ def _check_other(uri: str, shown: str) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except (MlflowException, OSError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        if isinstance(exc, ImportError) or "Unsupported" in type(exc).__name__:
+            raise BadInputError(
+                f"{KEY}={shown!r}: this MLflow cannot use that store ({type(exc).__name__}). "
+                "mlflow-skinny has no database stores: use a tracking server (http://host:port) "
+                "or a file store (a folder), or install the full mlflow (pip install -c "
+                f"requirements/constraints.txt mlflow==3.17.2), {_OFF}"
+            ) from None
         raise InfraError(
             f"{KEY}={shown!r} cannot be used: {type(exc).__name__}: {redact(first)}; correct "
             f"{KEY}, {_OFF}"

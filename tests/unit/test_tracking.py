@@ -83,6 +83,7 @@ def test_resolve_uri(configured: str | None, env: dict[str, str], expected: str)
         ("https://tok@h", "https://***@h"),
         ("http://h:5000/?access_token=abc&a=1", "http://h:5000/?access_token=***&a=1"),
         ("databricks://profile", "databricks://profile"),
+        ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
     ],
 )
 def test_redact_hides_credentials(uri: str, shown: str) -> None:
@@ -129,6 +130,13 @@ def not_mlflow() -> Iterator[str]:
 def test_a_server_that_is_not_mlflow_is_bad_input(not_mlflow: str) -> None:
     with pytest.raises(BadInputError, match=r"HTTP 404 .* not an MLflow tracking server"):
         check_reachable(not_mlflow, timeout_s=5)
+
+
+def test_a_database_store_that_mlflow_skinny_cannot_open_is_bad_input(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(BadInputError, match=r"cannot use that store.*mlflow==3\.17\.2") as err:
+        check_reachable(uri, timeout_s=5)
+    assert f"tracking.tracking_uri={uri!r}" in str(err.value)
 
 
 # ---- params, tags, metrics ------------------------------------------------------------------
