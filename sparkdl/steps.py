@@ -324,6 +324,8 @@ def run_step(
     ------
     BadInputError
         For an unknown step name (naming the closest), and whatever the step refuses.
+    InfraError
+        For an MLflow tracking URI (``tracking``) that cannot be reached, before the step.
 
     Examples
     --------
@@ -342,5 +344,9 @@ def run_step(
         from pyspark.sql import SparkSession
 
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    from sparkdl.tracking import open_tracking
+
     cfg = config if config is not None else load_config(SparkdlConfig)
-    return STEPS[name].run(spark, cfg, options or StepOptions())
+    tracking = open_tracking(cfg.tracking)  # an unreachable tracking URI fails here, first
+    with tracking.command(spark, name, cfg):  # one MLflow run, as for the CLI's command
+        return STEPS[name].run(spark, cfg, options or StepOptions())
