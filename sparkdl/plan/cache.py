@@ -115,7 +115,7 @@ def save(kind: str, key: dict[str, Any], value: dict[str, Any]) -> Path:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "value": value,
     }
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs at once each write their own
     tmp.write_text(json.dumps(doc, indent=1, default=str))
     tmp.replace(path)
     return path
