@@ -1,7 +1,7 @@
 """Calibration for ``sparkdl plan``: what this machine's compute, link and reader do, measured.
 
-- :func:`measure_compute`: the model's own train step (Keras ``fit`` over in-memory batches, as
-  a rank runs it), each layer's forward and backward pass, inference per row, a checkpoint
+- :func:`measure_compute`: the model's own train step (Keras ``fit`` over in-memory batches
+  through Horovod's one-rank path and sparkdl's sync exchange, as a rank runs it), each layer's forward and backward pass, inference per row, a checkpoint
   write, and the rates of top-k selection and matrix products; in a fresh child process whose
   TensorFlow uses the planned threads (a GPU when one is visible: it says which).
 - :func:`measure_link`: all-reduce and allgather times of 8 B to 16 MB between two Horovod
@@ -46,13 +46,17 @@ def _compute_in_child(
     train: TrainConfig, input_dim: int, num_classes: int, threads: int, model_fn: Any
 ) -> dict[str, Any]:
     """Runs in the child: every measurement of :func:`measure_compute`, as plain values."""
+    import dataclasses
     import os
     import tempfile
 
+    import horovod.tensorflow.keras as hvd
     import numpy as np
     import tensorflow as tf
 
     from sparkdl.train.models import build_model
+    from sparkdl.train.modes import wrap_optimizer
+    from sparkdl.train.worker import _optimizer
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
@@ -61,10 +65,11 @@ def _compute_in_child(
     model = build_model(
         train.model, input_dim=input_dim, num_classes=num_classes, seed=train.seed, fn=model_fn
     )
-    legacy = tf.keras.optimizers.legacy
-    opt = {"sgd": legacy.SGD, "rmsprop": legacy.RMSprop}.get(train.optimizer, legacy.Adam)(
-        learning_rate=train.learning_rate
-    )
+    # the ranks' own optimizer path: Horovod (one rank here) and sparkdl's sync exchange, so
+    # the step holds what a rank's step holds but the other ranks' communication
+    hvd.init()
+    sync = dataclasses.replace(train, mode="sync", compression="none")
+    opt, _ = wrap_optimizer(_optimizer(sync, train.learning_rate), cfg=sync, model=model)
     classification = num_classes > 1
     model.compile(
         optimizer=opt,
