@@ -68,9 +68,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sparkdl.bench.baselines_bench import main as bench_main
     elif args.bench == "comms":
         from sparkdl.bench.comms_bench import main as bench_main
+    elif args.bench == "plan":
+        from sparkdl.bench.plan_bench import main as bench_main
     else:
         from sparkdl.bench.train_bench import main as bench_main
     print(bench_main(args))
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from sparkdl.plan.command import run as run_plan
+
+    print(run_plan(args))
     return EXIT_OK
 
 
@@ -162,9 +171,31 @@ def build_parser() -> argparse.ArgumentParser:
             "unthrottled, 10 and 1 Gbit/s: epoch time, bytes, time to sync's accuracy",
         )
     )
+    from sparkdl.bench.plan_bench import add_arguments as add_plan_bench
+
+    add_plan_bench(
+        bench_sub.add_parser(
+            "plan",
+            help="sparkdl plan's predictions beside measured trainings (1 and 2 ranks, mlp and "
+            "cnn, sync, accumulate, local SGD, unthrottled and 1 Gbit/s): errors against targets",
+        )
+    )
     for each in bench_sub.choices.values():
         add_log_level_argument(each)
     bench.set_defaults(func=_cmd_bench)
+
+    from sparkdl.plan.command import add_arguments as add_plan_arguments
+
+    plan = sub.add_parser(
+        "plan",
+        help="predict step, epoch and total time of training for worker counts and modes, "
+        "from a calibration of this machine (cached), and pick the fastest and cheapest",
+        description="Predict how a training job scales before it runs (sparkdl/plan/model.py "
+        "states the model).",
+    )
+    add_config_arguments(plan)
+    add_plan_arguments(plan)
+    plan.set_defaults(func=_cmd_plan)
 
     config = sub.add_parser(
         "config",

@@ -64,6 +64,24 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["MLFLOW_TRACKING_URI"] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def plan_calibrations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where training runs keep their plan calibrations (``train.predict``): one folder for this
+    run's pytest workers (the parent of their temp folders), not the user's ~/.cache. Set as
+    SPARKDL_PLAN_CACHE, so job and CLI subprocesses inherit it."""
+    from sparkdl.plan.cache import CACHE_ENV
+
+    folder = tmp_path_factory.getbasetemp().parent / "sparkdl-plan-cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     """The repository root."""

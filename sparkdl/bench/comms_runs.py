@@ -47,6 +47,8 @@ class Plan:
     workdir: str
     configs: dict[str, list[str]]  # model -> overrides of conf/local.yaml (dataset, model, ...)
     trainings: list[Training] = field(default_factory=list)
+    # probe the link between two ranks first (sparkdl bench plan): one {"link": ...} line
+    probe_link: bool = False
 
     def to_json(self) -> str:
         """The plan as the child reads it."""
@@ -57,7 +59,13 @@ class Plan:
         """Read a plan written by :meth:`to_json`."""
         raw = json.loads(text)
         runs = [Training(**{**t, "overrides": tuple(t["overrides"])}) for t in raw["trainings"]]
-        return cls(rate=raw["rate"], workdir=raw["workdir"], configs=raw["configs"], trainings=runs)
+        return cls(
+            rate=raw["rate"],
+            workdir=raw["workdir"],
+            configs=raw["configs"],
+            trainings=runs,
+            probe_link=bool(raw.get("probe_link", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,11 @@ def run_plan(plan: Plan) -> list[Measured]:
     spark = build_session(first.spark, launch=first.launch)
     done: list[Measured] = []
     try:
+        if plan.probe_link:
+            from sparkdl.plan.calibrate import measure_link
+
+            links = measure_link(spark)
+            print(json.dumps({"link": {k: dataclasses.asdict(v) for k, v in links.items()}}))
         for i, training in enumerate(plan.trainings):
             base = config(*plan.configs[training.model], *training.overrides)
             out = Path(plan.workdir) / f"{plan.rate}-{i}-{training.model}"

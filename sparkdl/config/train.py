@@ -145,6 +145,9 @@ class TrainConfig:
         Rows of the shuffling buffer of each rank's reader.
     tensorboard : bool
         Write TensorBoard logs (rank 0).
+    predict : bool
+        Predict the run with ``sparkdl plan``'s model before it starts (log it, keep it in
+        metrics.json beside the measured epoch time); the first run of a model measures it.
     """
 
     dataset: str = "data/prepared/classification"
@@ -179,6 +182,7 @@ class TrainConfig:
     data_source: Literal["parquet", "memory"] = "parquet"
     shuffle_buffer: int = field(default=10_000, metadata={"min": 0})
     tensorboard: bool = True
+    predict: bool = True
     fault: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:

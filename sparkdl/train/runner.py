@@ -24,6 +24,7 @@ from sparkdl.errors import BadInputError
 from sparkdl.launch.barrier import BarrierLauncher
 from sparkdl.launch.preflight import preflight
 from sparkdl.lock import output_lock
+from sparkdl.plan.preflight import plan_record, predict_run
 from sparkdl.store import Store, parse_location
 from sparkdl.store.check import check_output
 from sparkdl.store.hadoop import HadoopStore
@@ -201,7 +202,11 @@ def _train_locked(
     identity = {
         "dataset_version": ds.manifest.version,
         "config_hash": config_hash(
-            {k: v for k, v in to_dict(train).items() if k not in ("fault", "max_attempts")}
+            {
+                k: v
+                for k, v in to_dict(train).items()
+                if k not in ("fault", "max_attempts", "predict")
+            }
         ),
         "workers": workers,
     }
@@ -244,6 +249,16 @@ def _train_locked(
         train.batch_size,
         train.epochs,
     )
+    predicted = predict_run(
+        train=train,
+        workers=workers,
+        threads=launch.threads_per_worker or 1,
+        input_dim=ds.feature_dim,
+        num_classes=ds.num_classes,
+        train_rows=base.steps_per_epoch * train.batch_size * workers,
+        validation_rows=base.validation_rows,
+        model_fn=model_fn,
+    )
     launcher = BarrierLauncher(spark, config=launch)
     done = run_attempts(
         spark.sparkContext,
@@ -282,6 +297,8 @@ def _train_locked(
             "compression": train.compression,
             **result.traffic_per_step(),
         },
+        # the plan's prediction for this run beside what it measured (sparkdl.plan)
+        "plan": plan_record(predicted, history),
         "dataset": {"root": ds.root, "version": ds.manifest.version},
         "featurizer": ds.featurizer_path,
         "model": result.export_dir,

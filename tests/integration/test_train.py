@@ -76,6 +76,13 @@ def test_two_ranks_reach_accuracy_with_identical_weights(uninterrupted: TrainRes
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
     ckpt = json.loads((out / "checkpoints" / "checkpoint.json").read_text())
     assert ckpt["epoch"] == EPOCHS - 1 and len(ckpt["history"]) == EPOCHS
+    # the plan's prediction for this run, made before it, beside the measured epoch time
+    plan = metrics["plan"]
+    predicted = plan["predicted"]
+    assert predicted["workers"] == 2 and predicted["mode"] == "sync"
+    assert predicted["epoch_s"] > 0 and predicted["comm_s"] > 0 and predicted["compute_s"] > 0
+    assert plan["measured_epoch_s"] > 0
+    assert plan["ratio"] == pytest.approx(plan["measured_epoch_s"] / predicted["epoch_s"])
 
 
 def test_memory_fed_training_learns_like_parquet_fed(

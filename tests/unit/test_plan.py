@@ -1,108 +1,150 @@
-"""Rank planning from barrier task addresses, and the Horovod environment of a rank."""
+"""The performance model of ``sparkdl plan``: its formulas, the modes' traffic, the picks,
+the refusals, and the calibration cache's rules (no Spark, no TensorFlow)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from sparkdl.launch.plan import (
-    describe_plan,
-    horovod_env,
-    host_of,
-    plan_ranks,
-    rank_runtime_env,
-    threads_per_rank,
+from sparkdl.config.train import TrainConfig
+from sparkdl.errors import BadInputError
+from sparkdl.plan import cache
+from sparkdl.plan.command import parse_latency, parse_rate, parse_workers
+from sparkdl.plan.model import (
+    Compute,
+    Job,
+    Link,
+    Mode,
+    Rates,
+    collectives,
+    comm_s,
+    predict,
+    ring_allreduce_s,
 )
+from sparkdl.plan.planner import Calibration, candidate_modes, plan, target_link
+
+GBIT = 1e9 / 8
+SHAPES = [(1000, 1000), (1000,), (1000, 10), (10,)]  # 1.01 M parameters
+PARAMS = 1000 * 1000 + 1000 + 1000 * 10 + 10
+COMPUTE = Compute(batch_size=100, threads=1, step_s=0.01, forward_row_s=1e-5, checkpoint_s=0.1)
+RATES = Rates(topk_values_per_s=1e8, matmul_flops=1e10)
+
+
+def _job(workers: int, link: Link | None = None) -> Job:
+    return Job(
+        train_rows=100_000,
+        validation_rows=10_000,
+        epochs=3,
+        workers=workers,
+        cores_per_worker=1,
+        link=link or Link(bandwidth=GBIT, latency=50e-6),
+    )
 
 
 @pytest.mark.parametrize(
-    ("address", "host"),
+    ("workers", "expected"),
+    [(1, 0.0), (2, 4e6 / GBIT + 2 * 50e-6), (8, 2 * 7 / 8 * 4e6 / GBIT + 14 * 50e-6)],
+)
+def test_ring_allreduce_is_the_stated_formula(workers, expected) -> None:
+    got = ring_allreduce_s(4e6, workers=workers, link=Link(bandwidth=GBIT, latency=50e-6))
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("mode", "kinds", "total_bytes", "every"),
     [
-        ("10.0.0.5:4012", "10.0.0.5"),
-        ("node-1.example:7077", "node-1.example"),
-        ("[::1]:80", "::1"),
-        ("solo", "solo"),
+        (Mode(), ["allreduce"], 4 * PARAMS, 1),
+        (Mode(compression="fp16"), ["allreduce"], 2 * PARAMS, 1),
+        (Mode(mode="accumulate", accumulate_steps=4), ["allreduce"], 4 * PARAMS, 4),
+        # local SGD averages the model and Adam's two slots
+        (Mode(mode="local_sgd", local_sgd_period=8), ["allreduce"], 12 * PARAMS, 8),
+        (Mode(compression="topk", topk_density=0.01), ["allgather"] * 2, 8 * 10_111, 1),
+        # PowerSGD: (rows + cols) * rank per matrix, vectors dense
+        (
+            Mode(compression="powersgd", powersgd_rank=4),
+            ["allreduce"] * 2,
+            4 * ((1000 + 1000) * 4 + 1000 + (1000 + 10) * 4 + 10),
+            1,
+        ),
     ],
 )
-def test_host_of(address: str, host: str) -> None:
-    assert host_of(address) == host
+def test_each_mode_sends_what_its_exchange_sends(mode, kinds, total_bytes, every) -> None:
+    got = collectives(SHAPES, mode)
+    assert [c.kind for c in got] == kinds
+    assert sum(c.size for c in got) == total_bytes
+    assert {c.every for c in got} == {every}
 
 
-def test_single_host_two_tasks() -> None:
-    slots = plan_ranks(["127.0.0.1:1", "127.0.0.1:2"])
-    assert [(s.rank, s.local_rank, s.local_size, s.cross_rank, s.cross_size) for s in slots] == [
-        (0, 0, 2, 0, 1),
-        (1, 1, 2, 0, 1),
-    ]
-    assert {s.size for s in slots} == {2}
-
-
-def test_interleaved_hosts_group_ranks_by_host() -> None:
-    # Partition order a, b, a, b: ranks go host by host, partition 0 stays rank 0.
-    slots = plan_ranks(["a:1", "b:1", "a:2", "b:2"])
-    by_partition = {s.partition: (s.hostname, s.rank, s.local_rank, s.cross_rank) for s in slots}
-    assert by_partition == {
-        0: ("a", 0, 0, 0),
-        2: ("a", 1, 1, 0),
-        1: ("b", 2, 0, 1),
-        3: ("b", 3, 1, 1),
-    }
-    assert all(s.cross_size == 2 and s.local_size == 2 for s in slots)
-
-
-def test_uneven_hosts_cross_sizes() -> None:
-    slots = plan_ranks(["a:1", "a:2", "a:3", "b:1"])
-    local_rank_0 = [s for s in slots if s.local_rank == 0]
-    assert sorted(s.hostname for s in local_rank_0) == ["a", "b"]
-    assert all(s.cross_size == 2 for s in local_rank_0)
-    assert all(s.cross_size == 1 for s in slots if s.local_rank > 0)
-    assert sorted(s.rank for s in slots) == [0, 1, 2, 3]
-
-
-def test_empty_plan_is_an_error() -> None:
-    with pytest.raises(ValueError, match="at least one task address"):
-        plan_ranks([])
-
-
-def test_horovod_env_for_rank() -> None:
-    slot = plan_ranks(["a:1", "b:1"])[1]
-    env = horovod_env(
-        slot,
-        rendezvous_addr="10.1.1.1",
-        rendezvous_port=5555,
-        iface="eth0",
-        start_timeout_s=45.5,
-        threads=3,
+def test_compression_and_local_sgd_cut_communication_at_1_gbit() -> None:
+    link = Link(bandwidth=GBIT, latency=50e-6)
+    sync = comm_s(SHAPES, Mode(), workers=8, link=link)
+    assert comm_s(SHAPES, Mode(compression="fp16"), workers=8, link=link) < 0.51 * sync
+    assert (
+        comm_s(SHAPES, Mode(mode="local_sgd", local_sgd_period=16), workers=8, link=link) < sync / 5
     )
-    assert env["HOROVOD_RANK"] == "1"
-    assert env["HOROVOD_SIZE"] == "2"
-    assert env["HOROVOD_LOCAL_RANK"] == "0"
-    assert env["HOROVOD_CROSS_RANK"] == "1"
-    assert env["HOROVOD_CROSS_SIZE"] == "2"
-    assert env["HOROVOD_HOSTNAME"] == "b"
-    assert env["HOROVOD_GLOO_RENDEZVOUS_ADDR"] == "10.1.1.1"
-    assert env["HOROVOD_GLOO_RENDEZVOUS_PORT"] == "5555"
-    assert env["HOROVOD_GLOO_IFACE"] == "eth0"
-    assert env["HOROVOD_GLOO_TIMEOUT_SECONDS"] == "45"
-    assert env["HOROVOD_CONTROLLER"] == env["HOROVOD_CPU_OPERATIONS"] == "gloo"
-    assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "3"
-    assert all(isinstance(v, str) for v in env.values())
+    assert comm_s(SHAPES, Mode(compression="powersgd"), workers=8, link=link) < sync / 20
 
 
-def test_threads_per_rank() -> None:
-    assert threads_per_rank(task_cpus=4, requested=None) == 4
-    assert threads_per_rank(task_cpus=4, requested=1) == 1
-    assert threads_per_rank(task_cpus=0, requested=None) == 1
+def test_a_prediction_adds_up_from_its_parts() -> None:
+    p = predict(shapes=SHAPES, mode=Mode(), compute=COMPUTE, rates=RATES, job=_job(4))
+    assert p.steps_per_epoch == 100_000 // 4 // 100
+    assert p.step_s == pytest.approx(p.compute_s + p.comm_s)
+    assert p.overhead_s == pytest.approx(1e-5 * 10_000 / 4 + 0.1)
+    assert p.epoch_s == pytest.approx(p.steps_per_epoch * p.step_s + p.overhead_s)
+    assert p.total_s == pytest.approx(3 * p.epoch_s)
+    assert p.core_hours == pytest.approx(p.total_s * 4 / 3600)
 
 
-def test_describe_plan() -> None:
-    assert dict(describe_plan(plan_ranks(["a:1", "b:1", "a:2"]))) == {"a": [0, 1], "b": [2]}
+def test_a_slow_reader_bounds_the_step() -> None:
+    slow = Job(**{**_job(1).__dict__, "input_rows_per_s": 2000.0})
+    p = predict(shapes=SHAPES, mode=Mode(), compute=COMPUTE, rates=RATES, job=slow)
+    assert p.input_s == pytest.approx(100 / 2000) and p.step_s == p.input_s
 
 
-def test_rank_runtime_env_defaults_and_user_values_win() -> None:
-    env = rank_runtime_env(user_env={}, log_level="3")
-    assert env == {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
-    mine = rank_runtime_env(
-        user_env={"TF_CPU_ALLOCATOR_USE_BFC": "false", "HOROVOD_CYCLE_TIME": "2"}, log_level="2"
-    )
-    assert mine["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
-    assert mine["HOROVOD_CYCLE_TIME"] == "2"
+def test_the_plan_picks_the_fastest_and_the_cheapest() -> None:
+    cal = Calibration(compute=COMPUTE, rates=RATES, shapes=SHAPES, device="CPU")
+    report = plan(cal, modes=candidate_modes(TrainConfig()), workers=[1, 2, 4, 8], job=_job(1))
+    assert len(report.predictions) == 4 * 6
+    assert report.fastest.total_s == min(p.total_s for p in report.predictions)
+    assert report.cheapest.core_hours == min(p.core_hours for p in report.predictions)
+    assert report.cheapest.workers == 1  # one rank never pays for communication
+    text = report.format()
+    assert "fastest:" in text and "fewest core-hours:" in text and "compute ms" in text
+
+
+def test_a_given_link_keeps_the_measured_software_cost_per_message() -> None:
+    measured = {"allreduce": Link(bandwidth=3e9, latency=40e-6)}
+    got = target_link(measured, bandwidth=10 * GBIT, latency=5e-6)
+    assert got.bandwidth == 10 * GBIT and got.latency == pytest.approx(45e-6)
+    assert target_link(measured, bandwidth=None, latency=None) == measured["allreduce"]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: parse_rate("0gbit"), "above 0"),
+        (lambda: parse_rate("10"), "with a unit"),
+        (lambda: parse_latency("fast"), "with a unit"),
+        (lambda: parse_workers("0,2"), "1 or more"),
+        (lambda: Link(bandwidth=0.0, latency=0.0), "bandwidth"),
+        (lambda: _job(0), "workers=0"),
+    ],
+)
+def test_bad_input_is_refused_with_the_key_and_the_fix(call, match) -> None:
+    with pytest.raises(BadInputError, match=match):
+        call()
+
+
+def test_a_calibration_of_another_stack_is_measured_again(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    key = {"model": "mlp", "batch_size": 64}
+    assert cache.load("compute", key) is None
+    path = cache.save("compute", key, {"step_s": 0.01})
+    assert cache.load("compute", key) == {"step_s": 0.01}
+    doc = json.loads(path.read_text())
+    doc["stack"]["tensorflow"] = "2.14.0"  # written by another stack
+    path.write_text(json.dumps(doc))
+    with caplog.at_level("INFO", logger="sparkdl.plan.cache"):
+        assert cache.load("compute", key) is None
+    assert "outdated (tensorflow changed): measuring it again" in caplog.text

@@ -1,0 +1,286 @@
+"""``sparkdl bench plan``: the performance model's predictions beside measured trainings.
+
+The models and data of ``sparkdl bench comms`` (the demo's MLP; the CNN of 5.3 M parameters),
+trained for real on 1 and 2 ranks in sync and two other modes, unthrottled and at 1 Gbit/s
+(each rate one child in ``scripts/slownet.sh``'s private network namespace, which first probes
+its link with two ranks). Before the trainings, each model's compute is calibrated once on this
+machine (``sparkdl plan``'s calibration); each training's epoch time (median of epochs 2 on)
+is then printed beside the model's prediction for it. Targets: median absolute error at most
+15 %, none above 30 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sparkdl.bench.comms_bench import Sizes, _configs
+from sparkdl.bench.comms_runs import Measured, Plan, Training
+from sparkdl.bench.measure import format_table, scratch_dir
+from sparkdl.bench.slownet import SlowNetUnsupportedError, run_in_slow_network
+from sparkdl.plan.model import Job, Link, predict
+from sparkdl.plan.planner import compute_calibration, mode_of
+
+logger = logging.getLogger(__name__)
+
+MODES = {
+    "sync": (),
+    "accumulate k=4": ("train.mode=accumulate", "train.accumulate_steps=4"),
+    "local_sgd H=16": ("train.mode=local_sgd", "train.local_sgd_period=16"),
+}
+TARGET_MEDIAN, TARGET_MAX = 0.15, 0.30
+
+
+def _trainings(models: tuple[str, ...]) -> list[Training]:
+    """1 rank in sync, 2 ranks in every mode of :data:`MODES`, for each model."""
+    out = []
+    for model in models:
+        out.append(Training(model=model, name="sync", workers=1))
+        out += [Training(model=model, name=n, overrides=s, workers=2) for n, s in MODES.items()]
+    return out
+
+
+def _prepare(configs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Generate and prepare each model's data; per model its config and dataset sizes."""
+    from sparkdl.config import SparkdlConfig, load_config
+    from sparkdl.data.dataset import open_dataset
+    from sparkdl.data.generate import write_generated
+    from sparkdl.data.prepare import run_prepare
+    from sparkdl.session import build_session
+    from sparkdl.train.data import steps_per_epoch
+
+    repo = Path(__file__).resolve().parents[2]
+    cfgs = {
+        m: load_config(SparkdlConfig, files=[repo / "conf" / "local.yaml"], overrides=c)
+        for m, c in configs.items()
+    }
+    first = next(iter(cfgs.values()))
+    spark = build_session(first.spark, launch=first.launch)
+    out = {}
+    try:
+        for model, cfg in cfgs.items():
+            write_generated(spark, cfg=cfg.generate)
+            run_prepare(spark, cfg=cfg.prepare)
+            ds = open_dataset(spark, cfg.train.dataset)
+            out[model] = {
+                "cfg": cfg,
+                "dim": ds.feature_dim,
+                "classes": ds.num_classes,
+                # the rows the trainer runs per epoch: every rank the smallest shard's batches
+                "rows": {
+                    w: steps_per_epoch(ds.rank_rows("train", w), cfg.train.batch_size)
+                    * cfg.train.batch_size
+                    * w
+                    for w in (1, 2)
+                },
+                "validation": ds.rows("validation"),
+            }
+    finally:
+        spark.stop()
+    return out
+
+
+def _child(plan: Plan, *, timeout_s: float) -> tuple[dict[str, Link], list[Measured], str]:
+    """Run one rate's child: its link probe and trainings, and a note on where it ran."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(plan.to_json())
+    cmd = [sys.executable, "-m", "sparkdl.bench.comms_runs", f.name]
+    note = ""
+    try:
+        done = run_in_slow_network(cmd, rate=plan.rate, timeout_s=timeout_s)
+    except SlowNetUnsupportedError as exc:
+        if plan.rate != "off":
+            raise
+        import subprocess
+
+        note = f"unthrottled runs in the host's network ({exc})"
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the runs at {plan.rate} failed ({done.returncode}):\n{done.stderr[-4000:]}"
+        )
+    links: dict[str, Link] = {}
+    runs = []
+    for line in done.stdout.splitlines():
+        if line.startswith('{"link"'):
+            links = {k: Link(**v) for k, v in json.loads(line)["link"].items()}
+        elif line.startswith('{"model"'):
+            runs.append(Measured.from_json(line))
+    return links, runs, note
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """One training: what the model predicted for its epoch, and what it measured."""
+
+    model: str
+    rate: str
+    workers: int
+    mode: str
+    predicted_s: float
+    measured_s: float
+    parts: dict[str, float]
+
+    @property
+    def error(self) -> float:
+        """Relative error of the prediction (positive: predicted too long)."""
+        return self.predicted_s / self.measured_s - 1.0
+
+
+def run_plan_bench(
+    *, sizes: Sizes, rates: tuple[str, ...], workdir: Path, timeout_s: float
+) -> tuple[list[Checked], list[str]]:
+    """Prepare, calibrate, run every rate's trainings, and pair predictions with measurements."""
+    configs = _configs(workdir, sizes)
+    data = _prepare(configs)
+    calibrated = {}
+    for model, d in data.items():
+        train = d["cfg"].train
+        got = compute_calibration(train, input_dim=d["dim"], num_classes=d["classes"], threads=1)
+        if got is None:
+            raise RuntimeError(f"no compute calibration for {model}")
+        calibrated[model] = got
+    notes: list[str] = []
+    checked: list[Checked] = []
+    for rate in rates:
+        plan = Plan(
+            rate=rate,
+            workdir=str(workdir / "runs"),
+            configs=configs,
+            trainings=_trainings(sizes.models),
+            probe_link=True,
+        )
+        try:
+            links, runs, note = _child(plan, timeout_s=timeout_s)
+        except SlowNetUnsupportedError as exc:
+            notes.append(f"rate {rate} skipped: {exc}")
+            continue
+        if note:
+            notes.append(note)
+        link = links["allreduce"]
+        notes.append(
+            f"{rate}: link measured {8e-9 * link.bandwidth:.3g} Gbit/s, alpha "
+            f"{1e6 * link.latency:.0f} us (2-rank all-reduce, 8 B to 16 MB)"
+        )
+        for run in runs:
+            checked.append(_check(run, data[run.model], calibrated[run.model], link))
+    return checked, notes
+
+
+def _check(run: Measured, d: dict[str, Any], calibrated: Any, link: Link) -> Checked:
+    import dataclasses as dc
+
+    compute, rates, shapes, _ = calibrated
+    name = run.name if run.workers > 1 else "sync"
+    train = dc.replace(d["cfg"].train, **_mode_keys(MODES[name]))
+    job = Job(
+        train_rows=d["rows"][run.workers],
+        validation_rows=d["validation"],
+        epochs=len(run.history),
+        workers=run.workers,
+        cores_per_worker=1,
+        link=link,
+    )
+    p = predict(shapes=shapes, mode=mode_of(train), compute=compute, rates=rates, job=job)
+    parts = {"compute": p.compute_s, "comm": p.comm_s, "overhead": p.overhead_s}
+    return Checked(run.model, run.rate, run.workers, name, p.epoch_s, run.epoch_s, parts)
+
+
+def _mode_keys(sets: tuple[str, ...]) -> dict[str, Any]:
+    """``train.mode=accumulate``-style settings as TrainConfig fields.
+
+    Examples
+    --------
+    >>> _mode_keys(("train.mode=local_sgd", "train.local_sgd_period=16"))
+    {'mode': 'local_sgd', 'local_sgd_period': 16}
+    """
+    out: dict[str, Any] = {}
+    for s in sets:
+        key, _, value = s.removeprefix("train.").partition("=")
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
+def report(checked: list[Checked], notes: list[str]) -> str:
+    """The side-by-side table and the targets."""
+    rows = [
+        [
+            c.model,
+            c.rate,
+            str(c.workers),
+            c.mode,
+            f"{c.predicted_s:.2f}",
+            f"{c.measured_s:.2f}",
+            f"{100 * c.error:+.1f}",
+            f"{1000 * c.parts['compute']:.2f}/{1000 * c.parts['comm']:.2f}",
+        ]
+        for c in checked
+    ]
+    cols = [
+        "model",
+        "rate",
+        "ranks",
+        "mode",
+        "predicted s",
+        "measured s",
+        "error %",
+        "step compute/comm ms",
+    ]
+    errors = [abs(c.error) for c in checked]
+    lines = [format_table(cols, rows), *notes]
+    if errors:
+        med, worst = statistics.median(errors), max(errors)
+        lines.append(
+            f"median absolute error {100 * med:.1f} % (target <= {100 * TARGET_MEDIAN:.0f} %): "
+            f"{'met' if med <= TARGET_MEDIAN else 'NOT met'}; largest {100 * worst:.1f} % "
+            f"(target <= {100 * TARGET_MAX:.0f} %): {'met' if worst <= TARGET_MAX else 'NOT met'}"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``sparkdl bench plan``."""
+    parser.add_argument("--mlp-rows", type=int, default=200_000, help="MLP rows (200000)")
+    parser.add_argument("--cnn-rows", type=int, default=12_000, help="CNN rows (12000)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each model (3)")
+    parser.add_argument("--rates", default="off,1gbit", help="link rates (off,1gbit)")
+    parser.add_argument("--models", default="mlp,cnn", help="models (mlp,cnn)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per rate (3600)")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--json", default=None, help="also write the pairs here")
+
+
+def main(args: argparse.Namespace) -> str:
+    """Entry point used by the CLI."""
+    from sparkdl.bench.comms_bench import MODELS, _choose
+
+    sizes = Sizes(
+        mlp_rows=args.mlp_rows,
+        cnn_rows=args.cnn_rows,
+        image=16,
+        cnn_head=(2048, 2048),
+        epochs=args.epochs,
+        cnn_epochs=args.epochs,
+        period=16,
+        rates=(),
+        models=_choose("--models", args.models, MODELS),
+    )
+    rates = tuple(r.strip() for r in args.rates.split(",") if r.strip())
+    with scratch_dir(args.workdir, prefix="sparkdl-bench-plan-") as workdir:
+        checked, notes = run_plan_bench(
+            sizes=sizes, rates=rates, workdir=workdir, timeout_s=args.timeout
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps([{**dataclasses.asdict(c), "error": c.error} for c in checked], indent=1)
+        )
+    return report(checked, notes)

@@ -1,0 +1,274 @@
+"""Calibration for ``sparkdl plan``: what this machine's compute, link and reader do, measured.
+
+- :func:`measure_compute`: the model's own train step (Keras ``fit`` over in-memory batches
+  through Horovod's one-rank path and sparkdl's sync exchange, as a rank runs it), each layer's forward and backward pass, inference per row, a checkpoint
+  write, and the rates of top-k selection and matrix products; in a fresh child process whose
+  TensorFlow uses the planned threads (a GPU when one is visible: it says which).
+- :func:`measure_link`: all-reduce and allgather times of 8 B to 16 MB between two Horovod
+  ranks in a barrier stage of the session's cluster, fitted to ``t = a + S b``.
+- :func:`measure_input`: one rank's petastorm reader on a prepared dataset, rows/s.
+
+Each result is cached by :mod:`sparkdl.plan.cache` per machine and stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+from sparkdl.plan.model import Compute, Link, Rates
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from sparkdl.config.train import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+LINK_SIZES = (8, 1024, 65_536, 1 << 20, 4 << 20, 16 << 20)
+
+
+def _timed(fn: Any, *, min_s: float = 0.3, min_reps: int = 3, max_reps: int = 50) -> float:
+    """Median seconds of ``fn()`` over at least ``min_reps`` calls and ``min_s`` seconds."""
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < min_reps or (spent < min_s and len(times) < max_reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return float(statistics.median(times))
+
+
+def _compute_in_child(
+    train: TrainConfig, input_dim: int, num_classes: int, threads: int, model_fn: Any
+) -> dict[str, Any]:
+    """Runs in the child: every measurement of :func:`measure_compute`, as plain values."""
+    import dataclasses
+    import os
+    import tempfile
+
+    import horovod.tensorflow.keras as hvd
+    import numpy as np
+    import tensorflow as tf
+
+    from sparkdl.train.models import build_model
+    from sparkdl.train.modes import wrap_optimizer
+    from sparkdl.train.worker import _optimizer
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    b = train.batch_size
+    model = build_model(
+        train.model, input_dim=input_dim, num_classes=num_classes, seed=train.seed, fn=model_fn
+    )
+    # the ranks' own optimizer path: Horovod (one rank here) and sparkdl's sync exchange, so
+    # the step holds what a rank's step holds but the other ranks' communication
+    hvd.init()
+    sync = dataclasses.replace(train, mode="sync", compression="none")
+    opt, _ = wrap_optimizer(_optimizer(sync, train.learning_rate), cfg=sync, model=model)
+    classification = num_classes > 1
+    model.compile(
+        optimizer=opt,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if classification
+        else tf.keras.losses.MeanSquaredError(),
+        metrics=["accuracy"] if classification else ["mae"],
+    )
+    rng = np.random.default_rng(0)
+    steps = 40
+    x = rng.normal(size=(steps * b, input_dim)).astype(np.float32)
+    y = rng.integers(0, max(2, num_classes), size=steps * b).astype(np.int32)
+    if not classification:
+        y = y.astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(b).cache().repeat()
+    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # traces the step
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    step_s = (time.perf_counter() - start) / steps
+    xb = tf.constant(x[:b])
+    forward = tf.function(lambda t: model(t, training=False))
+    forward(xb)
+    forward_row_s = _timed(lambda: forward(xb).numpy()) / b
+    layers = {}
+    for layer in model.layers:
+        if not layer.trainable_weights:
+            continue
+        if not isinstance(layer.input_shape, tuple):  # a layer of several inputs: not timed
+            continue
+        inp = tf.random.normal([b, *[int(d) for d in layer.input_shape[1:]]])
+
+        @tf.function
+        def pass_(t: Any, layer: Any = layer) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                out = tf.reduce_sum(layer(t, training=True))
+            return tape.gradient(out, [t, *layer.trainable_weights])
+
+        pass_(inp)
+        layers[layer.name] = _timed(lambda p=pass_, i=inp: [g.numpy() for g in p(i)])
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt)
+    with tempfile.TemporaryDirectory(prefix="sparkdl-plan-") as tmp:
+        checkpoint_s = _timed(lambda: ckpt.write(os.path.join(tmp, "c")), min_s=0.2)
+    big = tf.random.normal([1 << 20])
+    topk = tf.function(lambda t: tf.math.top_k(tf.abs(t), k=1 << 13).indices)
+    topk(big)
+    topk_rate = (1 << 20) / _timed(lambda: topk(big).numpy())
+    a, m = tf.random.normal([1024, 512]), tf.random.normal([512, 64])
+    mm = tf.function(lambda p, q: tf.matmul(p, q))
+    mm(a, m)
+    flops = 2 * 1024 * 512 * 64 / _timed(lambda: mm(a, m).numpy())
+    shapes = [tuple(int(d) for d in w.shape) for w in model.trainable_weights]
+    return {
+        "device": device,
+        "step_s": step_s,
+        "forward_row_s": forward_row_s,
+        "checkpoint_s": checkpoint_s,
+        "layers": layers,
+        "topk_values_per_s": topk_rate,
+        "matmul_flops": flops,
+        "shapes": shapes,
+    }
+
+
+def measure_compute(
+    train: TrainConfig,
+    *,
+    input_dim: int,
+    num_classes: int,
+    threads: int,
+    model_fn: Any = None,
+) -> tuple[Compute, Rates, list[tuple[int, ...]], str]:
+    """Measure one rank's compute for ``train.model`` at ``train.batch_size`` (a few seconds).
+
+    Returns
+    -------
+    tuple
+        :class:`Compute`, :class:`Rates`, the model's trainable weight shapes, and the device
+        measured (``CPU`` or ``GPU``).
+
+    Raises
+    ------
+    BadInputError
+        When the model cannot be built (the message names ``train.model`` and the fix).
+    """
+    from sparkdl.launch.child import RankError, run_in_child
+
+    logger.info(
+        "measuring %s at batch %d with %d thread(s): train steps, layers, inference, checkpoint",
+        train.model.kind,
+        train.batch_size,
+        threads,
+    )
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": str(threads)}
+    try:
+        got = run_in_child(
+            _compute_in_child,
+            args=(train, input_dim, num_classes, threads, model_fn),
+            env=env,
+            label="[plan calibration]",
+            timeout_s=120,
+            echo=lambda line: logger.debug("%s", line),
+        )
+    except RankError as exc:
+        from sparkdl.errors import BadInputError
+
+        raise BadInputError(
+            f"train.model ({train.model.kind}{', ' + train.model.function if train.model.function else ''}) "
+            f"could not be built and timed for the plan: {str(exc).splitlines()[0]}. Check "
+            "train.model (sparkdl config --describe train.model)"
+        ) from exc
+    compute = Compute(
+        batch_size=train.batch_size,
+        threads=threads,
+        step_s=got["step_s"],
+        forward_row_s=got["forward_row_s"],
+        checkpoint_s=got["checkpoint_s"],
+        layers=got["layers"],
+    )
+    rates = Rates(topk_values_per_s=got["topk_values_per_s"], matmul_flops=got["matmul_flops"])
+    return compute, rates, [tuple(s) for s in got["shapes"]], got["device"]
+
+
+def _link_probe(sizes: tuple[int, ...]) -> dict[str, list[float]]:
+    """Runs on each rank: median seconds of an all-reduce and an allgather per size."""
+    import horovod.tensorflow as hvd
+    import numpy as np
+    import tensorflow as tf
+
+    hvd.init()
+    out: dict[str, list[float]] = {"allreduce": [], "allgather": []}
+    for size in sizes:
+        t = tf.constant(np.ones(max(1, size // 4), dtype=np.float32))
+        half = tf.constant(np.ones(max(1, size // 8), dtype=np.float32))
+        # in a traced function, as the trainer's exchanges run them
+        reduce = tf.function(lambda t=t, n=f"p{size}": hvd.allreduce(t, op=hvd.Sum, name=n))
+        gather = tf.function(lambda h=half, n=f"g{size}": hvd.allgather(h, name=n))
+        for kind, fn in (("allreduce", reduce), ("allgather", gather)):
+            fn()
+            out[kind].append(_timed(lambda f=fn: f().numpy(), min_s=0.2, min_reps=5, max_reps=30))
+    return out
+
+
+def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares ``y = a + b x`` (a, b clipped at a small positive value).
+
+    Examples
+    --------
+    >>> _fit_line([0.0, 1.0, 2.0], [1.0, 3.0, 5.0])
+    (1.0, 2.0)
+    """
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    a = my - b * mx
+    return max(a, 1e-7), max(b, 1e-12)
+
+
+def measure_link(spark: SparkSession, *, start_timeout_s: float = 120) -> dict[str, Link]:
+    """The link between two ranks of ``spark``'s cluster, as the ring models read it.
+
+    Returns ``{"allreduce": Link, "allgather": Link}``: for two ranks a ring all-reduce takes
+    ``S/B + 2 alpha`` and an allgather ``s/B + alpha``, so ``alpha`` and ``B`` follow from the
+    fitted line of each.
+    """
+    import sparkdl
+
+    logger.info("measuring the link: all-reduce and allgather of 8 B to 16 MB on 2 ranks")
+    got = sparkdl.run(
+        _link_probe,
+        LINK_SIZES,
+        num_workers=2,
+        spark=spark,
+        stream_output=False,
+        start_timeout_s=start_timeout_s,
+    )
+    sizes = [float(s) for s in LINK_SIZES]
+    a, b = _fit_line(sizes, got["allreduce"])
+    ga, gb = _fit_line([s / 2 for s in sizes], got["allgather"])
+    links = {
+        "allreduce": Link(bandwidth=1.0 / b, latency=a / 2),
+        "allgather": Link(bandwidth=1.0 / gb, latency=ga),
+    }
+    logger.info(
+        "link between 2 ranks: all-reduce %.3g Gbit/s, alpha %.1f us; allgather %.3g Gbit/s",
+        8e-9 * links["allreduce"].bandwidth,
+        1e6 * links["allreduce"].latency,
+        8e-9 * links["allgather"].bandwidth,
+    )
+    return links
+
+
+def measure_input(url: str, *, rows: int, reader_workers: int, max_rows: int = 50_000) -> float:
+    """One rank's petastorm read rate on a prepared split (rows/s), from a shard of at most
+    about ``max_rows`` of its ``rows`` rows."""
+    from sparkdl.train.data import load_shard
+
+    shards = max(1, rows // max_rows)
+    start = time.perf_counter()
+    x, _ = load_shard(url, rank=0, size=shards, reader_workers=reader_workers)
+    return len(x) / max(time.perf_counter() - start, 1e-6)

@@ -1,0 +1,91 @@
+"""``sparkdl plan`` on this machine: a real calibration (a child process with TensorFlow, two
+Horovod ranks for the link), then predictions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparkdl.cli import main
+from sparkdl.errors import BadInputError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def plan_cache(tmp_path, monkeypatch):
+    from sparkdl.plan import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "plan-cache"))
+    return tmp_path / "plan-cache"
+
+
+def test_plan_calibrates_once_then_predicts_from_the_cache(plan_cache, capsys, caplog) -> None:
+    argv = [
+        "plan",
+        "--rows",
+        "64000",
+        "--features",
+        "12",
+        "--workers",
+        "1,2,8",
+        "--no-probe",
+        "--bandwidth",
+        "1gbit",
+        "--latency",
+        "100us",
+        "--set",
+        "train.batch_size=128",
+        "--json",
+    ]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(list(plan_cache.glob("compute-*.json"))) == 1
+    assert len(first) == 3 * 6  # every worker count in every candidate mode
+    by = {(p["mode"], p["workers"]): p for p in first}
+    one, eight = by[("sync", 1)], by[("sync", 8)]
+    assert one["comm_s"] == 0 and eight["comm_s"] > by[("sync", 2)]["comm_s"] > 0
+    assert one["steps_per_epoch"] == 64000 // 128 and eight["steps_per_epoch"] == 64000 // 8 // 128
+    assert by[("sync+fp16", 8)]["comm_s"] < eight["comm_s"]
+    assert by[("local_sgd H=8", 8)]["comm_s"] < eight["comm_s"] / 4
+    for p in first:
+        parts = p["compute_s"] + p["compress_s"] + p["comm_s"]
+        assert p["step_s"] == pytest.approx(max(parts, p["input_s"]))
+    with caplog.at_level("INFO", logger="sparkdl.plan.cache"):
+        assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == first  # the same calibration, read back
+    assert "using the compute calibration" in caplog.text
+
+
+def test_a_model_that_cannot_be_built_is_refused_naming_train_model(plan_cache) -> None:
+    argv = [
+        "plan",
+        "--rows",
+        "1000",
+        "--features",
+        "4",
+        "--no-probe",
+        "--set",
+        "train.model.kind=custom",
+        "--set",
+        "train.model.function=json:dumps",
+    ]
+    from sparkdl.commands import EXIT_BAD_INPUT
+
+    assert main(argv) == EXIT_BAD_INPUT
+
+
+def test_the_link_probe_measures_two_ranks_and_is_cached(spark, plan_cache) -> None:
+    from sparkdl.plan.planner import link_calibration
+
+    links = link_calibration(spark, network="test-host")
+    reduce, gather = links["allreduce"], links["allgather"]
+    # loopback between two ranks: faster than 1 Gbit/s, a per-message cost under 10 ms
+    assert reduce.bandwidth > 1.25e8 and 0 < reduce.latency < 0.01
+    assert gather.bandwidth > 0 and gather.latency > 0
+    assert link_calibration(None, network="test-host", measure=False) == links
+    with pytest.raises(BadInputError, match="bandwidth"):
+        from sparkdl.plan.model import Link
+
+        Link(bandwidth=0, latency=0)
