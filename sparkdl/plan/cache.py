@@ -54,7 +54,7 @@ def stack() -> dict[str, Any]:
     Examples
     --------
     >>> sorted(stack())
-    ['cores', 'cpu', 'host', 'horovod', 'python', 'sparkdl', 'tensorflow']
+    ['cores', 'cpu', 'horovod', 'host', 'python', 'sparkdl', 'tensorflow']
     """
     import sparkdl
 

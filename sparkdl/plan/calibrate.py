@@ -207,9 +207,11 @@ def _link_probe(sizes: tuple[int, ...]) -> dict[str, list[float]]:
         # in a traced function, as the trainer's exchanges run them
         reduce = tf.function(lambda t=t, n=f"p{size}": hvd.allreduce(t, op=hvd.Sum, name=n))
         gather = tf.function(lambda h=half, n=f"g{size}": hvd.allgather(h, name=n))
+        # the same number of calls on every rank (a rank that stopped early would leave the
+        # others waiting in a collective): the median of 7 after one warm-up
         for kind, fn in (("allreduce", reduce), ("allgather", gather)):
             fn()
-            out[kind].append(_timed(lambda f=fn: f().numpy(), min_s=0.2, min_reps=5, max_reps=30))
+            out[kind].append(_timed(lambda f=fn: f().numpy(), min_s=0.0, min_reps=7, max_reps=7))
     return out
 
 

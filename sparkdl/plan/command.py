@@ -19,7 +19,7 @@ from sparkdl.errors import BadInputError
 logger = logging.getLogger(__name__)
 
 _RATE = {"bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "tbit": 1e12}
-_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 def parse_rate(text: str) -> float:
@@ -46,9 +46,9 @@ def parse_latency(text: str) -> float:
     if text.strip() == "0":
         return 0.0
     found = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-z]+)\s*", text or "")
-    if not found or found.group(2) not in _TIME or float(found.group(1)) < 0:
+    if not found or found.group(2) not in _PER_SECOND or float(found.group(1)) < 0:
         raise BadInputError(f"--latency {text!r}: give a time with a unit, e.g. 50us or 1ms")
-    return float(found.group(1)) * _TIME[found.group(2)]
+    return float(found.group(1)) / _PER_SECOND[found.group(2)]
 
 
 def parse_workers(text: str) -> list[int]:

@@ -26,9 +26,10 @@ def test_help_lists_only_working_subcommands() -> None:
         "predict",
         "pipeline",
         "bench",
+        "plan",
     }
     bench = next(a for a in sub.choices["bench"]._actions if a.dest == "bench")
-    assert set(bench.choices) == {"prepare", "train", "baselines", "comms"}
+    assert set(bench.choices) == {"prepare", "train", "baselines", "comms", "plan"}
 
 
 def test_config_prints_resolved_yaml(capsys: pytest.CaptureFixture[str], repo) -> None:
