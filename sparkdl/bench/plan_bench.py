@@ -144,11 +144,17 @@ def run_plan_bench(
     data = _prepare(configs)
     calibrated = {}
     for model, d in data.items():
-        train = d["cfg"].train
-        got = compute_calibration(train, input_dim=d["dim"], num_classes=d["classes"], threads=1)
-        if got is None:
-            raise RuntimeError(f"no compute calibration for {model}")
-        calibrated[model] = got
+        for ranks in (1, 2):  # 2 ranks share this machine: calibrated side by side
+            got = compute_calibration(
+                d["cfg"].train,
+                input_dim=d["dim"],
+                num_classes=d["classes"],
+                threads=1,
+                ranks_per_host=ranks,
+            )
+            if got is None:
+                raise RuntimeError(f"no compute calibration for {model}")
+            calibrated[(model, ranks)] = got
     notes: list[str] = []
     checked: list[Checked] = []
     for rate in rates:
@@ -172,7 +178,7 @@ def run_plan_bench(
             f"{1e6 * link.latency:.0f} us (2-rank all-reduce, 8 B to 16 MB)"
         )
         for run in runs:
-            checked.append(_check(run, data[run.model], calibrated[run.model], link))
+            checked.append(_check(run, data[run.model], calibrated[(run.model, run.workers)], link))
     return checked, notes
 
 

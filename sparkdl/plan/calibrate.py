@@ -43,9 +43,15 @@ def _timed(fn: Any, *, min_s: float = 0.3, min_reps: int = 3, max_reps: int = 50
 
 
 def _compute_in_child(
-    train: TrainConfig, input_dim: int, num_classes: int, threads: int, model_fn: Any
+    train: TrainConfig,
+    input_dim: int,
+    num_classes: int,
+    threads: int,
+    model_fn: Any,
+    steps_only: bool = False,
 ) -> dict[str, Any]:
-    """Runs in the child: every measurement of :func:`measure_compute`, as plain values."""
+    """Runs in the child: every measurement of :func:`measure_compute`, as plain values (only
+    the step time with ``steps_only``: the other copies of a shared-host calibration)."""
     import dataclasses
     import os
     import tempfile
@@ -85,10 +91,20 @@ def _compute_in_child(
     if not classification:
         y = y.astype(np.float32)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(b).cache().repeat()
-    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # traces the step
     start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    step_s = (time.perf_counter() - start) / steps
+    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # traces the step
+    rough = (time.perf_counter() - start) / 5
+    # a short and a long fit: their difference is the steps alone, without fit's own start-up
+    short = max(10, min(200, int(0.5 / max(rough, 1e-5))))
+
+    def fit_s(n: int) -> float:
+        begin = time.perf_counter()
+        model.fit(data, steps_per_epoch=n, epochs=1, verbose=0)
+        return time.perf_counter() - begin
+
+    step_s = (fit_s(3 * short) - fit_s(short)) / (2 * short)
+    if steps_only:
+        return {"step_s": step_s}
     xb = tf.constant(x[:b])
     forward = tf.function(lambda t: model(t, training=False))
     forward(xb)
@@ -141,8 +157,12 @@ def measure_compute(
     num_classes: int,
     threads: int,
     model_fn: Any = None,
+    ranks_per_host: int = 1,
 ) -> tuple[Compute, Rates, list[tuple[int, ...]], str]:
     """Measure one rank's compute for ``train.model`` at ``train.batch_size`` (a few seconds).
+
+    With ``ranks_per_host`` above 1, as many copies train at once and the step time is their
+    median: ranks that share a machine share its memory bandwidth and caches.
 
     Returns
     -------
@@ -164,15 +184,19 @@ def measure_compute(
         threads,
     )
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": str(threads)}
-    try:
-        got = run_in_child(
+
+    def child(steps_only: bool) -> dict[str, Any]:
+        return run_in_child(
             _compute_in_child,
-            args=(train, input_dim, num_classes, threads, model_fn),
+            args=(train, input_dim, num_classes, threads, model_fn, steps_only),
             env=env,
             label="[plan calibration]",
-            timeout_s=120,
+            timeout_s=180,
             echo=lambda line: logger.debug("%s", line),
         )
+
+    try:
+        got, others = _together(child, copies=ranks_per_host)
     except RankError as exc:
         from sparkdl.errors import BadInputError
 
@@ -184,13 +208,36 @@ def measure_compute(
     compute = Compute(
         batch_size=train.batch_size,
         threads=threads,
-        step_s=got["step_s"],
+        step_s=statistics.median([got["step_s"], *(o["step_s"] for o in others)]),
         forward_row_s=got["forward_row_s"],
         checkpoint_s=got["checkpoint_s"],
         layers=got["layers"],
     )
     rates = Rates(topk_values_per_s=got["topk_values_per_s"], matmul_flops=got["matmul_flops"])
     return compute, rates, [tuple(s) for s in got["shapes"]], got["device"]
+
+
+def _together(child: Any, *, copies: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run ``copies`` calibration children at once: the full one, and step-only ones."""
+    import threading
+
+    results: dict[int, Any] = {}
+    failed: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            results[i] = child(i > 0)
+        except BaseException as exc:  # re-raised on the calling thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(max(1, copies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+    return results[0], [results[i] for i in range(1, len(threads))]
 
 
 def _link_probe(sizes: tuple[int, ...]) -> dict[str, list[float]]:
@@ -215,20 +262,19 @@ def _link_probe(sizes: tuple[int, ...]) -> dict[str, list[float]]:
     return out
 
 
-def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares ``y = a + b x`` (a, b clipped at a small positive value).
+def _link_of(sizes: Any, seconds: list[float], *, per_message: int) -> Link:
+    """The link of a 2-rank collective's times: alpha from the two smallest sizes (where
+    latency is all there is), B from the slope between the 1 MB and the largest size.
 
     Examples
     --------
-    >>> _fit_line([0.0, 1.0, 2.0], [1.0, 3.0, 5.0])
-    (1.0, 2.0)
+    >>> _link_of([8, 1024, 1 << 20, 16 << 20], [0.002, 0.002, 0.003, 0.018], per_message=2)
+    Link(bandwidth=1048576000.0, latency=0.001)
     """
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    a = my - b * mx
-    return max(a, 1e-7), max(b, 1e-12)
+    alpha = statistics.median(seconds[:2]) / per_message
+    i = list(sizes).index(1 << 20) if (1 << 20) in list(sizes) else len(sizes) // 2
+    slope = (seconds[-1] - seconds[i]) / (sizes[-1] - sizes[i])
+    return Link(bandwidth=1.0 / max(slope, 1e-12), latency=alpha)
 
 
 def measure_link(spark: SparkSession, *, start_timeout_s: float = 120) -> dict[str, Link]:
@@ -249,12 +295,10 @@ def measure_link(spark: SparkSession, *, start_timeout_s: float = 120) -> dict[s
         stream_output=False,
         start_timeout_s=start_timeout_s,
     )
-    sizes = [float(s) for s in LINK_SIZES]
-    a, b = _fit_line(sizes, got["allreduce"])
-    ga, gb = _fit_line([s / 2 for s in sizes], got["allgather"])
     links = {
-        "allreduce": Link(bandwidth=1.0 / b, latency=a / 2),
-        "allgather": Link(bandwidth=1.0 / gb, latency=ga),
+        # two ranks: an all-reduce takes S/B + 2 alpha, an allgather of s each s/B + alpha
+        "allreduce": _link_of(LINK_SIZES, got["allreduce"], per_message=2),
+        "allgather": _link_of([s // 2 for s in LINK_SIZES], got["allgather"], per_message=1),
     }
     logger.info(
         "link between 2 ranks: all-reduce %.3g Gbit/s, alpha %.1f us; allgather %.3g Gbit/s",

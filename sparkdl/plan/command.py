@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency", default=None, help="link latency, e.g. 50us (default: measured)"
     )
+    parser.add_argument(
+        "--ranks-per-host",
+        type=int,
+        default=1,
+        help="ranks sharing one machine (their compute is calibrated running side by side)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="epochs (train.epochs)")
     parser.add_argument(
         "--rows", type=int, default=None, help="training rows (default: the train.dataset's)"
@@ -131,8 +137,14 @@ def run(args: argparse.Namespace) -> str:
         spark = build_session(cfg.spark, launch=cfg.launch)
     try:
         data = _data(spark, cfg, args)
+        if args.ranks_per_host < 1:
+            raise BadInputError(f"--ranks-per-host {args.ranks_per_host}: give 1 or more")
         got = compute_calibration(
-            cfg.train, input_dim=data["features"], num_classes=data["classes"], threads=threads
+            cfg.train,
+            input_dim=data["features"],
+            num_classes=data["classes"],
+            threads=threads,
+            ranks_per_host=args.ranks_per_host,
         )
         links = link_calibration(
             spark, network=args.network, measure=not args.no_probe and spark is not None

@@ -86,9 +86,10 @@ def compute_calibration(
     threads: int,
     model_fn: Any = None,
     measure: bool = True,
+    ranks_per_host: int = 1,
 ) -> tuple[Compute, Rates, list[tuple[int, ...]], str] | None:
-    """The compute calibration of ``train.model`` at its batch size: cached, else measured
-    (unless ``measure`` is False: then None)."""
+    """The compute calibration of ``train.model`` at its batch size, with ``ranks_per_host``
+    copies sharing this machine: cached, else measured (unless ``measure`` is False: None)."""
     from sparkdl.plan.calibrate import measure_compute
 
     model = to_dict(train.model)
@@ -101,13 +102,19 @@ def compute_calibration(
         "batch_size": train.batch_size,
         "optimizer": train.optimizer,
         "threads": threads,
+        "ranks_per_host": ranks_per_host,
     }
     found = cache.load("compute", key)
     if found is None:
         if not measure:
             return None
         compute, rates, shapes, device = measure_compute(
-            train, input_dim=input_dim, num_classes=num_classes, threads=threads, model_fn=model_fn
+            train,
+            input_dim=input_dim,
+            num_classes=num_classes,
+            threads=threads,
+            model_fn=model_fn,
+            ranks_per_host=ranks_per_host,
         )
         cache.save(
             "compute",

@@ -27,6 +27,7 @@ def predict_run(
     train_rows: int,
     validation_rows: int,
     model_fn: Any = None,
+    ranks_per_host: int = 1,
 ) -> dict[str, Any] | None:
     """The prediction for this run as plain values (None when ``train.predict`` is off or the
     calibration failed: the run goes on, and the log says why)."""
@@ -38,7 +39,12 @@ def predict_run(
         return None
     try:
         got = compute_calibration(
-            train, input_dim=input_dim, num_classes=num_classes, threads=threads, model_fn=model_fn
+            train,
+            input_dim=input_dim,
+            num_classes=num_classes,
+            threads=threads,
+            model_fn=model_fn,
+            ranks_per_host=ranks_per_host,
         )
     except (SparkdlError, OSError) as exc:
         logger.warning("no plan for this run: the compute calibration failed (%s)", exc)

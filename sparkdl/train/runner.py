@@ -258,6 +258,8 @@ def _train_locked(
         train_rows=base.steps_per_epoch * train.batch_size * workers,
         validation_rows=base.validation_rows,
         model_fn=model_fn,
+        # the ranks of a local or local-cluster master all share this machine
+        ranks_per_host=workers if spark.sparkContext.master.startswith("local") else 1,
     )
     launcher = BarrierLauncher(spark, config=launch)
     done = run_attempts(

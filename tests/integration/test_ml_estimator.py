@@ -181,6 +181,7 @@ def test_cross_validator_picks_the_better_learning_rate(spark, tmp_path: Path) -
         evaluator=MulticlassClassificationEvaluator(labelCol="y", metricName="accuracy"),
         numFolds=2,
         seed=7,
+        parallelism=2,  # two fits at once: two 1-rank barrier stages side by side
     )
     cv_model = cv.fit(df)
     low, high = cv_model.avgMetrics
