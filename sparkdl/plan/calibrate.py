@@ -91,18 +91,18 @@ def _compute_in_child(
     if not classification:
         y = y.astype(np.float32)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(b).cache().repeat()
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # traces the step
-    rough = (time.perf_counter() - start) / 5
-    # a short and a long fit: their difference is the steps alone, without fit's own start-up
-    short = max(10, min(200, int(0.5 / max(rough, 1e-5))))
 
     def fit_s(n: int) -> float:
         begin = time.perf_counter()
         model.fit(data, steps_per_epoch=n, epochs=1, verbose=0)
         return time.perf_counter() - begin
 
-    step_s = (fit_s(3 * short) - fit_s(short)) / (2 * short)
+    fit_s(steps)  # traces the step and fills the dataset's cache
+    rough = fit_s(10) / 10
+    # a short and a long fit: their difference is the steps alone, without fit's own start-up;
+    # the median of three such pairs
+    short = max(20, min(400, int(0.5 / max(rough, 1e-5))))
+    step_s = statistics.median((fit_s(3 * short) - fit_s(short)) / (2 * short) for _ in range(3))
     if steps_only:
         return {"step_s": step_s}
     xb = tf.constant(x[:b])
