@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ def save(kind: str, key: dict[str, Any], value: dict[str, Any]) -> Path:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "value": value,
     }
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs at once each write their own
+    # processes and threads that calibrate at once each write their own file, then rename
+    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str))
     tmp.replace(path)
     return path
