@@ -4,6 +4,7 @@
 #   scripts/bench.sh train [--rows N] [--epochs E] [--batch B] [--hidden H] [--depth D]
 #   scripts/bench.sh baselines [--rows N] [--partitions P]
 #   scripts/bench.sh comms [--rates off,10gbit,1gbit] [--period H] [--cnn-head 2048,2048] (root: rate-limited namespaces)
+#   scripts/bench.sh plan [--rates off,1gbit] [--models mlp,cnn] (sparkdl plan's predictions beside measured trainings)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -101,11 +102,11 @@ class KerasEstimator(Estimator, ColumnParams, TrainingParams, MLWritable, MLRead
         if fn is not None:
             check_model_function(fn, input_dim=spec.dim, num_classes=spec.num_classes)
         staged = staged_frame(dataset, spec)
-        prepared = run_prepare(
-            spark,
-            cfg=self._prepare_config(spec, cache, staged, workers=launch.num_workers),
-            frame=staged,
-        )
+        prepare_cfg = self._prepare_config(spec, cache, staged, workers=launch.num_workers)
+        # fits of one frame at once (CrossValidator's parallelism) share its root: one writes,
+        # the others then find it published
+        with _root_lock(prepare_cfg.output):
+            prepared = run_prepare(spark, cfg=prepare_cfg, frame=staged)
         ds = open_dataset(spark, prepared.root)
         output = f"{cache}/fits/{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         train = replace(train, dataset=ds.root, output=output)
@@ -166,6 +167,17 @@ class KerasEstimator(Estimator, ColumnParams, TrainingParams, MLWritable, MLRead
     def read(cls) -> EstimatorReader:
         """A Spark ML reader (``KerasEstimator.load(path)``)."""
         return EstimatorReader(cls)
+
+
+_ROOT_LOCKS: dict[str, threading.Lock] = {}
+_ROOT_LOCKS_GUARD = threading.Lock()
+
+
+def _root_lock(root: str) -> threading.Lock:
+    """This process's lock for one prepared root (``prepare``'s own lock refuses a second
+    writer; fits in threads of one driver wait for each other instead)."""
+    with _ROOT_LOCKS_GUARD:
+        return _ROOT_LOCKS.setdefault(root, threading.Lock())
 
 
 def cache_dir(spark: SparkSession, given: str | None) -> str:
