@@ -1,4 +1,4 @@
-"""The barrier engine's wire: a mutual HMAC handshake, then length-prefixed messages.
+"""The barrier engine's wire: a mutual HMAC handshake, then authenticated messages.
 
 A task proves it holds the engine's secret before the driver reads a single framed message,
 and the driver proves it back before the task unpickles anything. Every handshake message is
@@ -11,6 +11,11 @@ integer), so nothing is deserialised until both sides are authenticated:
 
 The labels differ, so a proof cannot be reflected back to its sender; fresh nonces on both sides
 make a recorded handshake useless on another connection.
+
+Both sides then hold a :class:`Channel` keyed by ``HMAC(secret, "session" | Ns | Nc | part)``.
+Every message carries ``HMAC(key, direction | sequence number | payload)``, checked before the
+payload is returned: bytes injected into an authenticated connection, a message replayed,
+reordered or sent back to its sender are refused before anything unpickles them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ _PART = struct.Struct("!Q")
 _HELLO = _MAC + _NONCE + _PART.size
 _CLIENT = b"sparkdl-engine client\x00"
 _SERVER = b"sparkdl-engine server\x00"
+_SESSION = b"sparkdl-engine session\x00"
+_TO_TASK = b"driver->task\x00"
+_TO_DRIVER = b"task->driver\x00"
+_SEQ = struct.Struct("!Q")
 _HEADER = struct.Struct("!Q")
 # Handshakes in flight at once; more connections than this are dropped unread.
 _MAX_PENDING_HANDSHAKES = 32
@@ -57,8 +66,69 @@ def _mac(secret: bytes, label: bytes, *parts: bytes) -> bytes:
     return hmac.new(secret, label + b"".join(parts), hashlib.sha256).digest()
 
 
-def serve_handshake(conn: socket.socket, *, secret: bytes, partitions: int) -> int:
-    """Driver side: authenticate a task and return its partition id.
+class Channel:
+    """One authenticated connection: each message is sent with, and received only after
+    checking, its HMAC under the connection's session key and its sequence number.
+
+    Examples
+    --------
+    >>> a, b = socket.socketpair()
+    >>> key = new_secret()
+    >>> driver, task = Channel(a, key, send=_TO_TASK, recv=_TO_DRIVER), Channel(
+    ...     b, key, send=_TO_DRIVER, recv=_TO_TASK)
+    >>> driver.send(b"work"); task.recv()
+    b'work'
+    >>> a.close(); b.close()
+    """
+
+    def __init__(self, sock: socket.socket, key: bytes, *, send: bytes, recv: bytes) -> None:
+        self.sock = sock
+        self._key, self._send_label, self._recv_label = key, send, recv
+        self._sent = self._received = 0
+
+    def _tag(self, label: bytes, seq: int, payload: bytes) -> bytes:
+        return hmac.new(self._key, label + _SEQ.pack(seq) + payload, hashlib.sha256).digest()
+
+    def send(self, payload: bytes) -> None:
+        """Send one message (an empty one tells a task to finish)."""
+        tag = self._tag(self._send_label, self._sent, payload)
+        self._sent += 1
+        self.sock.sendall(_HEADER.pack(len(payload)) + tag + payload)
+
+    def recv(self) -> bytes:
+        """Receive one message and return it once its MAC holds.
+
+        Raises
+        ------
+        HandshakeError
+            When the MAC does not hold (injected, altered, replayed or reflected bytes).
+        """
+        size = _HEADER.unpack(recv_exact(self.sock, _HEADER.size))[0]
+        tag = recv_exact(self.sock, _MAC)
+        payload = recv_exact(self.sock, size)
+        if not hmac.compare_digest(tag, self._tag(self._recv_label, self._received, payload)):
+            raise HandshakeError(
+                f"message {self._received} on an authenticated engine connection failed its "
+                "MAC: dropped unread (bytes injected or altered on the way)"
+            )
+        self._received += 1
+        return payload
+
+    def settimeout(self, seconds: float | None) -> None:
+        """The socket's timeout."""
+        self.sock.settimeout(seconds)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+
+def _session_key(secret: bytes, server_nonce: bytes, client_nonce: bytes, raw_part: bytes) -> bytes:
+    return _mac(secret, _SESSION, server_nonce, client_nonce, raw_part)
+
+
+def serve_handshake(conn: socket.socket, *, secret: bytes, partitions: int) -> tuple[int, Channel]:
+    """Driver side: authenticate a task; return its partition id and the connection's channel.
 
     Raises
     ------
@@ -74,7 +144,7 @@ def serve_handshake(conn: socket.socket, *, secret: bytes, partitions: int) -> i
     >>> key = new_secret()
     >>> t = threading.Thread(target=join_handshake, args=(b,), kwargs={"secret": key, "part": 1})
     >>> t.start()
-    >>> serve_handshake(a, secret=key, partitions=2)
+    >>> serve_handshake(a, secret=key, partitions=2)[0]
     1
     >>> t.join(); a.close(); b.close()
     """
@@ -88,11 +158,13 @@ def serve_handshake(conn: socket.socket, *, secret: bytes, partitions: int) -> i
     if part >= partitions:
         raise HandshakeError(f"partition id {part} is outside 0..{partitions - 1}")
     conn.sendall(_mac(secret, _SERVER, client_nonce, server_nonce, raw_part))
-    return int(part)
+    key = _session_key(secret, server_nonce, client_nonce, raw_part)
+    return int(part), Channel(conn, key, send=_TO_TASK, recv=_TO_DRIVER)
 
 
-def join_handshake(sock: socket.socket, *, secret: bytes, part: int) -> None:
-    """Task side: prove the secret for partition ``part`` and check the driver's proof.
+def join_handshake(sock: socket.socket, *, secret: bytes, part: int) -> Channel:
+    """Task side: prove the secret for partition ``part``, check the driver's proof, and
+    return the connection's channel.
 
     Raises
     ------
@@ -114,6 +186,8 @@ def join_handshake(sock: socket.socket, *, secret: bytes, part: int) -> None:
             "the server at the engine's address did not prove the engine secret: it is not this "
             "job's driver; the task refuses to talk to it"
         )
+    key = _session_key(secret, server_nonce, client_nonce, raw_part)
+    return Channel(sock, key, send=_TO_DRIVER, recv=_TO_TASK)
 
 
 class HandshakePool:
@@ -135,7 +209,7 @@ class HandshakePool:
         self.partitions = partitions
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._done: list[tuple[int, socket.socket, Any]] = []
+        self._done: list[tuple[int, Channel, Any]] = []
         self._open = True
         self._slots = threading.BoundedSemaphore(_MAX_PENDING_HANDSHAKES)
 
@@ -160,7 +234,7 @@ class HandshakePool:
         try:
             conn.settimeout(self.timeout_s)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            part = serve_handshake(conn, secret=secret, partitions=self.partitions)
+            part, channel = serve_handshake(conn, secret=secret, partitions=self.partitions)
         except (OSError, ConnectionError) as exc:
             reason = "no handshake in time" if isinstance(exc, TimeoutError) else str(exc)
             logger.warning("engine: dropped a connection from %s: %s", describe_peer(peer), reason)
@@ -170,12 +244,12 @@ class HandshakePool:
             self._slots.release()
         with self._lock:
             if self._open:
-                self._done.append((part, conn, peer))
+                self._done.append((part, channel, peer))
                 return
         conn.close()
 
-    def take(self) -> list[tuple[int, socket.socket, Any]]:
-        """The connections authenticated since the last call."""
+    def take(self) -> list[tuple[int, Channel, Any]]:
+        """The connections authenticated since the last call, as channels."""
         with self._lock:
             done, self._done = self._done, []
         return done
@@ -198,17 +272,6 @@ def describe_peer(peer: Any) -> str:
     '127.0.0.1:5000'
     """
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
-
-
-def send_message(sock: socket.socket, payload: bytes) -> None:
-    """Send one length-prefixed message (an empty one tells a task to finish)."""
-    sock.sendall(_HEADER.pack(len(payload)) + payload)
-
-
-def recv_message(sock: socket.socket) -> bytes:
-    """Receive one length-prefixed message (only ever called after the handshake)."""
-    head = recv_exact(sock, _HEADER.size)
-    return recv_exact(sock, _HEADER.unpack(head)[0])
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -116,8 +116,6 @@ def test_connect_and_close_and_a_silent_peer_are_dropped_without_holding_up_a_re
             assert _closed_by_server(silent, within_s=3.0)
             dropped_after = time.monotonic() - started
         silent.close()
-        wire.send_message(task, b"hello")
-        assert wire.recv_message(got[0][1]) == b"hello"
         task.close()
         got[0][1].close()
         pool.stop()
@@ -338,3 +336,69 @@ def test_the_engine_connect_wait_comes_from_a_spark_conf_and_bad_values_are_refu
     for bad in ("-1", "soon"):
         with pytest.raises(BadInputError, match=r"sparkdl.engine.connectTimeout=.* set it to"):
             _connect_timeout({CONNECT_TIMEOUT_CONF: bad}, None)
+
+
+def _pair(secret: bytes) -> tuple[wire.Channel, wire.Channel]:
+    """A driver and a task channel over one socket pair, after a real handshake."""
+    a, b = socket.socketpair()
+    joined: list[wire.Channel] = []
+    t = threading.Thread(
+        target=lambda: joined.append(wire.join_handshake(b, secret=secret, part=0))
+    )
+    t.start()
+    _, driver = wire.serve_handshake(a, secret=secret, partitions=1)
+    t.join(timeout=5)
+    return driver, joined[0]
+
+
+def test_bytes_injected_into_an_authenticated_connection_are_refused_before_unpickling(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "unpickled"
+    driver, task = _pair(wire.new_secret())
+    driver.send(b"work")
+    assert task.recv() == b"work"
+    # an on-path attacker writes a well-framed pickle with a made-up MAC into the stream
+    payload = pickle.dumps(("ok", _Touch(marker)))
+    task.sock.sendall(struct.pack("!Q", len(payload)) + b"\x00" * 32 + payload)
+    with pytest.raises(wire.HandshakeError, match="failed its MAC"):
+        pickle.loads(driver.recv())
+    assert not marker.exists()
+    driver.close()
+    task.close()
+
+
+def _frame(channel: wire.Channel, size: int) -> bytes:
+    """The raw frame of a ``size``-byte message waiting on ``channel``'s socket (read, not
+    checked): length, MAC, payload."""
+    return wire.recv_exact(channel.sock, 8 + 32 + size)
+
+
+def test_a_replayed_or_reflected_message_is_refused() -> None:
+    driver, task = _pair(wire.new_secret())
+    driver.send(b"step 1")
+    raw = _frame(task, 6)  # captured on the way
+    driver.sock.sendall(raw)  # delivered once: fine
+    assert task.recv() == b"step 1"
+    driver.sock.sendall(raw)  # delivered again: its sequence number is used up
+    with pytest.raises(wire.HandshakeError, match="message 1"):
+        task.recv()
+    # the driver's own message sent back to it: the direction is part of the MAC
+    driver.send(b"step 2")
+    task.sock.sendall(_frame(task, 6))
+    with pytest.raises(wire.HandshakeError, match="failed its MAC"):
+        driver.recv()
+    driver.close()
+    task.close()
+
+
+def test_two_connections_of_one_engine_have_different_session_keys() -> None:
+    secret = wire.new_secret()
+    first_driver, first_task = _pair(secret)
+    second_driver, second_task = _pair(secret)
+    first_driver.send(b"for the first task")
+    second_driver.sock.sendall(_frame(first_task, 18))  # moved to the other task's connection
+    with pytest.raises(wire.HandshakeError, match="failed its MAC"):
+        second_task.recv()
+    for c in (first_driver, first_task, second_driver, second_task):
+        c.close()
