@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from sparkdl.config.args import add_config_arguments, config_from_args
 from sparkdl.config.schema import SparkdlConfig
 from sparkdl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK, BadInputError
-from sparkdl.pipeline.outputs import CheckOutput
 from sparkdl.steps import STEPS, StepOptions
 
 if TYPE_CHECKING:
@@ -35,13 +34,13 @@ def _step_command(
     """The CLI's call of registered step ``name``: its flags become :class:`StepOptions`."""
 
     def run(spark: SparkSession, cfg: SparkdlConfig, args: argparse.Namespace) -> Outcome:
-        compare = getattr(args, "compare", False) or (
-            (name == "sgd" and cfg.sgd.compare) or (name == "kmeans" and cfg.kmeans.compare)
+        # --compare turns the comparison on; without it the step's config decides
+        options = StepOptions(
+            force=getattr(args, "force", False),
+            compare=True if getattr(args, "compare", False) else None,
         )
-        options = StepOptions(force=getattr(args, "force", False), compare=compare)
         result = STEPS[name].run(spark, cfg, options)
-        ok = result.output.ok if isinstance(result.output, CheckOutput) else True
-        return result.summary, ok
+        return result.summary, result.ok
 
     return run
 

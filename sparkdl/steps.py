@@ -63,9 +63,10 @@ class StepOptions:
     ----------
     force : bool
         ``prepare``: rebuild even when this input and config are published.
-    compare : bool
+    compare : bool or None
         ``sgd``, ``kmeans``: also fit the Spark MLlib references (and scikit-learn, with
-        ``sklearn``) on the same data, into the step's ``compare.json`` and ``compare.md``.
+        ``sklearn``) on the same data, into the step's ``compare.json`` and ``compare.md``;
+        None: as the step's config says (``sgd.compare``, ``kmeans.compare``).
     sklearn : bool
         Include scikit-learn (on the driver, so only for data that fits) in the comparison.
     cost_iterations : int
@@ -78,7 +79,7 @@ class StepOptions:
     """
 
     force: bool = False
-    compare: bool = False
+    compare: bool | None = None
     sklearn: bool = True
     cost_iterations: int = 0
     frame: DataFrame | None = None
@@ -146,11 +147,12 @@ def sgd(spark: SparkSession, cfg: SparkdlConfig, options: StepOptions) -> StepRe
             f"model and metrics.json in {r.output}"
         )
         output = SgdOutput(metrics=f"{r.output}/metrics.json")
-        if options.compare and r.kind != "linear":
+        compare = cfg.sgd.compare if options.compare is None else options.compare
+        if compare and r.kind != "linear":
             done = compare_sgd(spark, cfg=cfg.sgd, result=r, sklearn=options.sklearn)
             output = dataclasses.replace(output, compare=done.json)
             summary += f"; comparison in {done.markdown}"
-        elif options.compare:
+        elif compare:
             summary += "; no comparison (it covers logistic/softmax, not linear)"
     return StepResult(summary, output)
 
@@ -172,7 +174,7 @@ def kmeans(spark: SparkSession, cfg: SparkdlConfig, options: StepOptions) -> Ste
             f"starts raced); model and metrics.json in {r.output}"
         )
         output = KmeansOutput(metrics=f"{r.output}/metrics.json")
-        if options.compare:
+        if km.compare if options.compare is None else options.compare:
             done = compare_kmeans(
                 spark,
                 cfg=km,
@@ -213,7 +215,7 @@ def allreduce_check(spark: SparkSession, cfg: SparkdlConfig, options: StepOption
     from sparkdl.launch.smoke import run_allreduce_check
 
     report = run_allreduce_check(spark, launch=cfg.launch, check=cfg.allreduce_check)
-    return StepResult(report.format(), CheckOutput(ok=report.ok))
+    return StepResult(report.format(), CheckOutput(ok=report.ok), ok=report.ok)
 
 
 def report(spark: SparkSession, cfg: SparkdlConfig, options: StepOptions) -> StepResult:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import math
 import re
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sparkdl.bench.comms_report import merge_repeats, report, write_json
 from sparkdl.bench.comms_runs import Measured, Plan, Training
@@ -179,7 +181,16 @@ def _plan(rate: str, work: Path, sizes: Sizes) -> Plan:
     return Plan(rate=rate, workdir=str(work / "runs"), configs=configs, trainings=trainings)
 
 
-def _run_child(plan: Plan, *, namespace: bool, timeout_s: float) -> list[Measured]:
+@dataclasses.dataclass(frozen=True)
+class ChildRuns:
+    """What one rate's child printed: its trainings, and its link probe when asked for one
+    (``{"allreduce": Link, "allgather": Link}``)."""
+
+    runs: list[Measured]
+    links: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _run_child(plan: Plan, *, namespace: bool, timeout_s: float) -> ChildRuns:
     """Run ``plan`` in a child process (inside the namespace when ``namespace``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(plan.to_json())
@@ -193,9 +204,29 @@ def _run_child(plan: Plan, *, namespace: bool, timeout_s: float) -> list[Measure
         raise RuntimeError(
             f"the runs at rate {plan.rate} failed ({done.returncode}):\n{done.stderr[-4000:]}"
         )
-    return [
-        Measured.from_json(line) for line in done.stdout.splitlines() if line.startswith('{"model"')
-    ]
+    from sparkdl.plan.model import Link
+
+    out = ChildRuns(runs=[])
+    for line in done.stdout.splitlines():
+        if line.startswith('{"model"'):
+            out.runs.append(Measured.from_json(line))
+        elif line.startswith('{"link"'):
+            out.links.update({k: Link(**v) for k, v in json.loads(line)["link"].items()})
+    return out
+
+
+def run_rate(plan: Plan, *, timeout_s: float, notes: list[str]) -> ChildRuns | None:
+    """Run one rate's child in its namespace. Where the namespace cannot be made, the
+    unthrottled rate runs in the host's network and a throttled one is skipped (None); either
+    way ``notes`` says so."""
+    try:
+        return _run_child(plan, namespace=True, timeout_s=timeout_s)
+    except SlowNetUnsupportedError as exc:
+        if plan.rate != "off":
+            notes.append(f"rate {plan.rate} skipped: {exc}")
+            return None
+        notes.append(f"unthrottled runs in the host's network (no private namespace: {exc})")
+        return _run_child(plan, namespace=False, timeout_s=timeout_s)
 
 
 def run_comms_bench(
@@ -213,15 +244,9 @@ def run_comms_bench(
     ]
     runs: list[Measured] = []
     for rate in sizes.rates:
-        plan = _plan(rate, workdir, sizes)
-        try:
-            runs += _run_child(plan, namespace=True, timeout_s=timeout_s)
-        except SlowNetUnsupportedError as exc:
-            if rate != "off":
-                notes.append(f"rate {rate} skipped: {exc}")
-                continue
-            notes.append(f"unthrottled runs in the host's network (no private namespace: {exc})")
-            runs += _run_child(plan, namespace=False, timeout_s=timeout_s)
+        done = run_rate(_plan(rate, workdir, sizes), timeout_s=timeout_s, notes=notes)
+        if done is not None:
+            runs += done.runs
     return merge_repeats(runs), notes
 
 

@@ -16,15 +16,12 @@ import dataclasses
 import json
 import logging
 import statistics
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sparkdl.bench.comms_bench import Sizes, _configs
+from sparkdl.bench.comms_bench import Sizes, _configs, run_rate
 from sparkdl.bench.comms_runs import Measured, Plan, Training
 from sparkdl.bench.measure import format_table, scratch_dir
-from sparkdl.bench.slownet import SlowNetUnsupportedError, run_in_slow_network
 from sparkdl.plan.model import Job, Link, predict
 from sparkdl.plan.planner import compute_calibration, mode_of
 
@@ -87,37 +84,6 @@ def _prepare(configs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _child(plan: Plan, *, timeout_s: float) -> tuple[dict[str, Link], list[Measured], str]:
-    """Run one rate's child: its link probe and trainings, and a note on where it ran."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        f.write(plan.to_json())
-    cmd = [sys.executable, "-m", "sparkdl.bench.comms_runs", f.name]
-    note = ""
-    try:
-        done = run_in_slow_network(cmd, rate=plan.rate, timeout_s=timeout_s)
-    except SlowNetUnsupportedError as exc:
-        if plan.rate != "off":
-            raise
-        import subprocess
-
-        note = f"unthrottled runs in the host's network ({exc})"
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"the runs at {plan.rate} failed ({done.returncode}):\n{done.stderr[-4000:]}"
-        )
-    links: dict[str, Link] = {}
-    runs = []
-    for line in done.stdout.splitlines():
-        if line.startswith('{"link"'):
-            links = {k: Link(**v) for k, v in json.loads(line)["link"].items()}
-        elif line.startswith('{"model"'):
-            runs.append(Measured.from_json(line))
-    return links, runs, note
-
-
 @dataclasses.dataclass(frozen=True)
 class Checked:
     """One training: what the model predicted for its epoch, and what it measured."""
@@ -165,19 +131,15 @@ def run_plan_bench(
             trainings=_trainings(sizes.models),
             probe_link=True,
         )
-        try:
-            links, runs, note = _child(plan, timeout_s=timeout_s)
-        except SlowNetUnsupportedError as exc:
-            notes.append(f"rate {rate} skipped: {exc}")
+        done = run_rate(plan, timeout_s=timeout_s, notes=notes)
+        if done is None:
             continue
-        if note:
-            notes.append(note)
-        link = links["allreduce"]
+        link = done.links["allreduce"]
         notes.append(
             f"{rate}: link measured {8e-9 * link.bandwidth:.3g} Gbit/s, alpha "
             f"{1e6 * link.latency:.0f} us (2-rank all-reduce, 8 B to 16 MB)"
         )
-        for run in runs:
+        for run in done.runs:
             checked.append(_check(run, data[run.model], calibrated[(run.model, run.workers)], link))
     return checked, notes
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sparkdl.errors import BadInputError
 
@@ -204,8 +204,9 @@ def check_frame(
 
 
 def label_values(df: DataFrame, *, label: str, max_classes: int) -> tuple[str, ...]:
-    """The label's distinct values, sorted (numerically for a numeric label), read with a
-    bounded job: at most ``max_classes + 1`` values reach the driver.
+    """The label's distinct values in prepare's order (:func:`sparkdl.data.infer_rules.
+    label_values_from`: by number when all are numbers, ``1`` and ``1.0`` one class), read with
+    a bounded job: at most ``max_classes + 1`` values reach the driver.
 
     Raises
     ------
@@ -214,9 +215,11 @@ def label_values(df: DataFrame, *, label: str, max_classes: int) -> tuple[str, .
     """
     from pyspark.sql import functions as F
 
-    numeric = _numeric(df.schema[label].dataType)
-    rows = df.select(F.col(f"`{label}`").alias("v")).distinct().limit(max_classes + 1).collect()
-    found = sorted(r["v"] for r in rows)
+    from sparkdl.data.infer_rules import label_values_from
+
+    text = F.col(f"`{label}`").cast("string").alias("v")
+    rows = df.select(text).distinct().limit(max_classes + 1).collect()
+    found = label_values_from(r["v"] for r in rows)
     if len(found) > max_classes:
         raise BadInputError(
             f"labelCol={label!r} has more than maxClasses={max_classes} distinct values; for a "
@@ -224,16 +227,10 @@ def label_values(df: DataFrame, *, label: str, max_classes: int) -> tuple[str, .
         )
     if len(found) < 2:
         raise BadInputError(
-            f"labelCol={label!r} has {len(found)} distinct value(s) {found}; a classification "
-            "needs at least two"
+            f"labelCol={label!r} has {len(found)} distinct value(s) {list(found)}; a "
+            "classification needs at least two"
         )
-    return tuple(_label_text(v) if numeric else str(v) for v in found)
-
-
-def _label_text(value: Any) -> str:
-    """A numeric label as prepare matches it (``1.0`` and ``1`` are the same class)."""
-    number = float(value)
-    return str(int(number)) if number.is_integer() else repr(number)
+    return found
 
 
 def _spread(df: DataFrame, spec: FrameSpec) -> list[Column]:

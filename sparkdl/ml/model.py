@@ -118,13 +118,6 @@ class KerasModel(Model, ColumnParams, MLWritable, MLReadable):
         """The SavedModel folder (load it with ``tf.keras.models.load_model``)."""
         return self.state.model
 
-    def copy(self, extra: dict[Any, Any] | None = None) -> KerasModel:
-        """A copy with the same fitted state (Spark ML's ``Params.copy``)."""
-        that = super().copy(extra)
-        that._state = self._state
-        that._featurizer = self._featurizer
-        return that
-
     def featurizer(self) -> PipelineModel:
         """The featurizer fitted on the training rows (loaded once)."""
         if self._featurizer is None:

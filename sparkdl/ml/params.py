@@ -18,6 +18,11 @@ from sparkdl.errors import BadInputError
 MODEL_KINDS = ("mlp", "cnn")
 
 
+def _param(name: str, doc: str, convert: Callable[[Any], Any]) -> Param[Any]:
+    """A Spark ML param of the shared classes (``Params._dummy()`` parent, as Spark ML's own)."""
+    return Param(Params._dummy(), name, doc, typeConverter=convert)
+
+
 def _model_value(value: Any) -> Any:
     """A built-in model kind (``mlp``, ``cnn``) or a callable ``(input_dim, num_classes)``."""
     if callable(value):
@@ -43,38 +48,35 @@ def _optional_string(value: Any) -> str | None:
 class ColumnParams(Params):
     """Which columns hold the features, the label and the outputs."""
 
-    featuresCol: Param[str] = Param(  # noqa: N815 (Spark ML's param names)
-        Params._dummy(),
+    featuresCol: Param[str] = _param(  # noqa: N815 (Spark ML's param names)
         "featuresCol",
         "a vector or numeric-array column of features (ignored when inputCols is set)",
-        typeConverter=TypeConverters.toString,
+        TypeConverters.toString,
     )
-    inputCols: Param[list[str]] = Param(  # noqa: N815
-        Params._dummy(),
+    inputCols: Param[list[str]] = _param(  # noqa: N815
         "inputCols",
         "numeric feature columns, instead of one vector column",
-        typeConverter=TypeConverters.toListString,
+        TypeConverters.toListString,
     )
-    labelCol: Param[str] = Param(  # noqa: N815
-        Params._dummy(), "labelCol", "the label column", typeConverter=TypeConverters.toString
+    labelCol: Param[str] = _param(  # noqa: N815
+        "labelCol",
+        "the label column",
+        TypeConverters.toString,
     )
-    predictionCol: Param[str] = Param(  # noqa: N815
-        Params._dummy(),
+    predictionCol: Param[str] = _param(  # noqa: N815
         "predictionCol",
         "output: the predicted label (classification, in the label column's type) or value",
-        typeConverter=TypeConverters.toString,
+        TypeConverters.toString,
     )
-    probabilityCol: Param[str] = Param(  # noqa: N815
-        Params._dummy(),
+    probabilityCol: Param[str] = _param(  # noqa: N815
         "probabilityCol",
         "output: class probabilities as a vector (classification)",
-        typeConverter=TypeConverters.toString,
+        TypeConverters.toString,
     )
-    predictBatchSize: Param[int] = Param(  # noqa: N815
-        Params._dummy(),
+    predictBatchSize: Param[int] = _param(  # noqa: N815
         "predictBatchSize",
         "rows per model call in transform (predict_batch_udf's batch_size)",
-        typeConverter=TypeConverters.toInt,
+        TypeConverters.toInt,
     )
 
     def __init__(self) -> None:
@@ -97,90 +99,66 @@ class ColumnParams(Params):
 class TrainingParams(Params):
     """What to train and how: the estimator's own params."""
 
-    model: Param[Any] = Param(
-        Params._dummy(),
+    model: Param[Any] = _param(
         "model",
         "'mlp', 'cnn', or a function (input_dim, num_classes) -> tf.keras.Model of logits",
-        typeConverter=_model_value,
+        _model_value,
     )
-    modelOptions: Param[dict[str, Any]] = Param(  # noqa: N815
-        Params._dummy(),
+    modelOptions: Param[dict[str, Any]] = _param(  # noqa: N815
         "modelOptions",
         "train.model keys for a built-in model: hidden, depth, dropout, image_shape, filters, head",
-        typeConverter=_plain_dict,
+        _plain_dict,
     )
-    task: Param[str] = Param(
-        Params._dummy(),
-        "task",
-        "classification or regression",
-        typeConverter=TypeConverters.toString,
-    )
-    maxClasses: Param[int] = Param(  # noqa: N815
-        Params._dummy(),
+    task: Param[str] = _param("task", "classification or regression", TypeConverters.toString)
+    maxClasses: Param[int] = _param(  # noqa: N815
         "maxClasses",
         "most distinct label values a classification accepts (the label column is refused above)",
-        typeConverter=TypeConverters.toInt,
+        TypeConverters.toInt,
     )
-    epochs: Param[int] = Param(
-        Params._dummy(), "epochs", "training epochs", typeConverter=TypeConverters.toInt
+    epochs: Param[int] = _param("epochs", "training epochs", TypeConverters.toInt)
+    batchSize: Param[int] = _param(  # noqa: N815
+        "batchSize",
+        "rows per rank per step",
+        TypeConverters.toInt,
     )
-    batchSize: Param[int] = Param(  # noqa: N815
-        Params._dummy(), "batchSize", "rows per rank per step", typeConverter=TypeConverters.toInt
-    )
-    learningRate: Param[float] = Param(  # noqa: N815
-        Params._dummy(),
+    learningRate: Param[float] = _param(  # noqa: N815
         "learningRate",
         "the learning rate of one rank (scaled by the ranks unless trainOptions says scale_lr: false)",
-        typeConverter=TypeConverters.toFloat,
+        TypeConverters.toFloat,
     )
-    optimizer: Param[str] = Param(
-        Params._dummy(), "optimizer", "adam, sgd or rmsprop", typeConverter=TypeConverters.toString
-    )
-    numWorkers: Param[int] = Param(  # noqa: N815
-        Params._dummy(),
+    optimizer: Param[str] = _param("optimizer", "adam, sgd or rmsprop", TypeConverters.toString)
+    numWorkers: Param[int] = _param(  # noqa: N815
         "numWorkers",
         "Horovod ranks, one Spark barrier task each",
-        typeConverter=TypeConverters.toInt,
+        TypeConverters.toInt,
     )
-    mode: Param[str] = Param(
-        Params._dummy(),
-        "mode",
-        "sync, accumulate or local_sgd (train.mode)",
-        typeConverter=TypeConverters.toString,
+    mode: Param[str] = _param(
+        "mode", "sync, accumulate or local_sgd (train.mode)", TypeConverters.toString
     )
-    compression: Param[str] = Param(
-        Params._dummy(),
-        "compression",
-        "none, fp16, topk or powersgd (train.compression)",
-        typeConverter=TypeConverters.toString,
+    compression: Param[str] = _param(
+        "compression", "none, fp16, topk or powersgd (train.compression)", TypeConverters.toString
     )
-    validationFraction: Param[float] = Param(  # noqa: N815
-        Params._dummy(),
+    validationFraction: Param[float] = _param(  # noqa: N815
         "validationFraction",
         "share of the rows held out for per-epoch validation metrics (0 for none)",
-        typeConverter=TypeConverters.toFloat,
+        TypeConverters.toFloat,
     )
-    seed: Param[int] = Param(
-        Params._dummy(), "seed", "seed of weights and shuffling", typeConverter=TypeConverters.toInt
-    )
-    trainOptions: Param[dict[str, Any]] = Param(  # noqa: N815
-        Params._dummy(),
+    seed: Param[int] = _param("seed", "seed of weights and shuffling", TypeConverters.toInt)
+    trainOptions: Param[dict[str, Any]] = _param(  # noqa: N815
         "trainOptions",
         "other train keys (sparkdl config --describe train), e.g. {'local_sgd_period': 4}",
-        typeConverter=_plain_dict,
+        _plain_dict,
     )
-    launchOptions: Param[dict[str, Any]] = Param(  # noqa: N815
-        Params._dummy(),
+    launchOptions: Param[dict[str, Any]] = _param(  # noqa: N815
         "launchOptions",
         "launch keys (sparkdl config --describe launch), e.g. {'start_timeout_s': 120}",
-        typeConverter=_plain_dict,
+        _plain_dict,
     )
-    cacheDir: Param[str | None] = Param(  # noqa: N815
-        Params._dummy(),
+    cacheDir: Param[str | None] = _param(  # noqa: N815
         "cacheDir",
         "where fit writes the rows for the ranks and the models, on storage every executor "
         "reaches (default: the Spark conf sparkdl.ml.cacheDir, else a local temporary folder)",
-        typeConverter=_optional_string,
+        _optional_string,
     )
 
     def __init__(self) -> None:

@@ -101,7 +101,9 @@ StepOutput = (
 
 @dataclass(frozen=True)
 class StepResult:
-    """What a step returns: the line shown for it, and its output record."""
+    """What a step returns: the line shown for it, its output record, and whether the check it
+    made held (``allreduce-check``; a failed one exits 1)."""
 
     summary: str
     output: StepOutput
+    ok: bool = True

@@ -60,9 +60,8 @@ def _compute_in_child(
     import numpy as np
     import tensorflow as tf
 
-    from sparkdl.train.models import build_model
+    from sparkdl.train.models import build_model, compile_for_training, make_optimizer
     from sparkdl.train.modes import wrap_optimizer
-    from sparkdl.train.worker import _optimizer
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
@@ -75,15 +74,9 @@ def _compute_in_child(
     # the step holds what a rank's step holds but the other ranks' communication
     hvd.init()
     sync = dataclasses.replace(train, mode="sync", compression="none")
-    opt, _ = wrap_optimizer(_optimizer(sync, train.learning_rate), cfg=sync, model=model)
+    opt, _ = wrap_optimizer(make_optimizer(sync, train.learning_rate), cfg=sync, model=model)
+    compile_for_training(model, opt, num_classes=num_classes)
     classification = num_classes > 1
-    model.compile(
-        optimizer=opt,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if classification
-        else tf.keras.losses.MeanSquaredError(),
-        metrics=["accuracy"] if classification else ["mae"],
-    )
     rng = np.random.default_rng(0)
     steps = 40
     x = rng.normal(size=(steps * b, input_dim)).astype(np.float32)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sparkdl.config.train import ModelConfig
+from sparkdl.config.train import ModelConfig, TrainConfig
 from sparkdl.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -136,3 +136,31 @@ def reseed_random_layers(model: tf.keras.Model, *, seed: int) -> bool:
     for i, layer in enumerate(layers):
         layer._random_generator._generator.reset_from_seed(seed * 1009 + i)
     return True
+
+
+def make_optimizer(cfg: TrainConfig, lr: float) -> Any:
+    """The ``train.optimizer`` at learning rate ``lr`` (Keras 2's legacy optimizers, which
+    Horovod 0.28 wraps)."""
+    import tensorflow as tf
+
+    legacy = tf.keras.optimizers.legacy
+    if cfg.optimizer == "sgd":
+        return legacy.SGD(learning_rate=lr, momentum=0.9)
+    if cfg.optimizer == "rmsprop":
+        return legacy.RMSprop(learning_rate=lr)
+    return legacy.Adam(learning_rate=lr)
+
+
+def compile_for_training(model: Any, optimizer: Any, *, num_classes: int) -> None:
+    """Compile as the ranks train: cross-entropy on logits and accuracy for a classification,
+    squared error and MAE for a regression (``num_classes`` 1)."""
+    import tensorflow as tf
+
+    classification = num_classes > 1
+    model.compile(
+        optimizer=optimizer,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if classification
+        else tf.keras.losses.MeanSquaredError(),
+        metrics=["accuracy"] if classification else ["mae"],
+    )

@@ -79,17 +79,6 @@ def _should_stop(history: list[dict[str, float]], *, patience: int) -> bool:
     return len(losses) - 1 - best >= patience
 
 
-def _optimizer(cfg: TrainConfig, lr: float) -> Any:
-    import tensorflow as tf
-
-    legacy = tf.keras.optimizers.legacy  # Horovod 0.28 wraps Keras 2's legacy optimizers
-    if cfg.optimizer == "sgd":
-        return legacy.SGD(learning_rate=lr, momentum=0.9)
-    if cfg.optimizer == "rmsprop":
-        return legacy.RMSprop(learning_rate=lr)
-    return legacy.Adam(learning_rate=lr)
-
-
 def train_rank(spec: WorkerSpec) -> RankResult:
     """Train on this rank's shard; rank 0 returns the history, test metrics and export path.
 
@@ -116,7 +105,12 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     from sparkdl.train.checkpoint import fetch_checkpoint, publish_folder, restore_checkpoint
     from sparkdl.train.data import eval_dataset, load_shard, memory_dataset, rank_dataset
     from sparkdl.train.evaluation import ExactValidation, ShardScorer, evaluate_everywhere
-    from sparkdl.train.models import build_model, reseed_random_layers
+    from sparkdl.train.models import (
+        build_model,
+        compile_for_training,
+        make_optimizer,
+        reseed_random_layers,
+    )
     from sparkdl.train.modes import (
         ModeEpochs,
         scatter_rank_state,
@@ -149,15 +143,9 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     lr = cfg.learning_rate * (size if cfg.scale_lr else 1)
     # The mode (sync, accumulate, local SGD) and gradient exchange run inside the optimizer's
     # apply_gradients (sparkdl.train.modes), counting what every collective carries.
-    opt, mode = wrap_optimizer(_optimizer(cfg, lr), cfg=cfg, model=model)
+    opt, mode = wrap_optimizer(make_optimizer(cfg, lr), cfg=cfg, model=model)
     classification = spec.num_classes > 1
-    model.compile(
-        optimizer=opt,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if classification
-        else tf.keras.losses.MeanSquaredError(),
-        metrics=["accuracy"] if classification else ["mae"],
-    )
+    compile_for_training(model, opt, num_classes=spec.num_classes)
     # This node's staging folder (the rank's own temporary folder): checkpoints, the model and
     # TensorBoard events are written here first, then published to the store.
     staging = tempfile.gettempdir()
