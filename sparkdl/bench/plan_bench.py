@@ -117,6 +117,7 @@ def run_plan_bench(
                 num_classes=d["classes"],
                 threads=1,
                 ranks_per_host=ranks,
+                launch_env=dict(d["cfg"].launch.env),
             )
             if got is None:
                 raise RuntimeError(f"no compute calibration for {model}")

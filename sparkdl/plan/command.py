@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> str:
             num_classes=data["classes"],
             threads=threads,
             ranks_per_host=args.ranks_per_host,
+            launch_env=dict(cfg.launch.env),
         )
         links = link_calibration(
             spark, network=args.network, measure=not args.no_probe and spark is not None

@@ -10,7 +10,8 @@ lags behind)::
     comm    = sum over the mode's collectives of  time(collective) / steps between them
     allreduce(S bytes, n ranks) = 2 (n-1)/n * S/B + 2 (n-1) * alpha      (ring)
     allgather(s bytes each)     =   (n-1)/n * n s/B + (n-1) * alpha      (ring)
-    epoch   = steps * step + validation + checkpoint
+    epoch   = steps * step + fit + validation + checkpoint
+    fit     = what one epoch's ``fit`` costs beyond its steps (start, first batch, end)
     alpha   = link latency + the collective's software cost per message (measured here)
 
 Ring all-reduce as in Patarasuk and Yuan (2009), the cost model Paleo (Qi, Sparks and
@@ -213,9 +214,10 @@ class Compute:
 
     batch_size: int
     threads: int
-    step_s: float  # forward, backward and optimizer update on one batch
-    forward_row_s: float  # inference per row (validation, test)
+    step_s: float  # forward, backward and optimizer update on one batch (mean over an epoch)
+    forward_row_s: float  # validation per row: the trainer's pipeline and scorer
     checkpoint_s: float  # rank 0 saving the model and optimizer state
+    fit_s: float = 0.0  # per epoch: a fit's start and end, the reseed, the first batch's wait
     layers: dict[str, float] = field(default_factory=dict)  # forward+backward s per layer
 
 
@@ -252,7 +254,7 @@ class Prediction:
     input_s: float
     step_s: float
     steps_per_epoch: int
-    overhead_s: float  # per epoch: validation and checkpoint
+    overhead_s: float  # per epoch: fit's own cost, validation and checkpoint
     epoch_s: float
     total_s: float
     core_hours: float
@@ -305,7 +307,10 @@ def predict(
     feed = compute.batch_size / job.input_rows_per_s if job.input_rows_per_s else 0.0
     step = max(compute.step_s + compress + comm, feed)
     steps = max(1, job.train_rows // n // compute.batch_size)
-    overhead = compute.forward_row_s * job.validation_rows / n + compute.checkpoint_s
+    validation = compute.forward_row_s * math.ceil(job.validation_rows / n)
+    if n > 1:  # the ranks' totals are added by one all-reduce of 3 numbers
+        validation += ring_allreduce_s(24, workers=n, link=job.link)
+    overhead = compute.fit_s + validation + compute.checkpoint_s
     epoch = steps * step + overhead
     total = epoch * job.epochs
     return Prediction(

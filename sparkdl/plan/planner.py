@@ -87,9 +87,11 @@ def compute_calibration(
     model_fn: Any = None,
     measure: bool = True,
     ranks_per_host: int = 1,
+    launch_env: dict[str, str] | None = None,
 ) -> tuple[Compute, Rates, list[tuple[int, ...]], str] | None:
     """The compute calibration of ``train.model`` at its batch size, with ``ranks_per_host``
-    copies sharing this machine: cached, else measured (unless ``measure`` is False: None)."""
+    copies sharing this machine and the ranks' ``launch.env``: cached, else measured (unless
+    ``measure`` is False: None)."""
     from sparkdl.plan.calibrate import measure_compute
 
     model = to_dict(train.model)
@@ -103,6 +105,7 @@ def compute_calibration(
         "optimizer": train.optimizer,
         "threads": threads,
         "ranks_per_host": ranks_per_host,
+        "env": dict(sorted((launch_env or {}).items())),
     }
     found = cache.load("compute", key)
     if found is None:
@@ -115,6 +118,7 @@ def compute_calibration(
             threads=threads,
             model_fn=model_fn,
             ranks_per_host=ranks_per_host,
+            launch_env=launch_env,
         )
         cache.save(
             "compute",

@@ -28,6 +28,7 @@ def predict_run(
     validation_rows: int,
     model_fn: Any = None,
     ranks_per_host: int = 1,
+    launch_env: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """The prediction for this run as plain values (None when ``train.predict`` is off or the
     calibration failed: the run goes on, and the log says why)."""
@@ -45,6 +46,7 @@ def predict_run(
             threads=threads,
             model_fn=model_fn,
             ranks_per_host=ranks_per_host,
+            launch_env=launch_env,
         )
     except (SparkdlError, OSError) as exc:
         logger.warning("no plan for this run: the compute calibration failed (%s)", exc)

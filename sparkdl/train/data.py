@@ -232,26 +232,39 @@ def eval_dataset(
     >>> with eval_dataset(url, rank=0, size=2, batch_size=64, reader_workers=1) as ds:
     ...     totals = shard_totals(model, ds)  # doctest: +SKIP
     """
+    with _shard_reader(url, rank, size, 0, reader_workers, False) as reader:
+        yield chunks_eval_dataset(((b.features, b.label) for b in reader), batch_size=batch_size)
+
+
+def chunks_eval_dataset(chunks: Iterable[tuple[Any, Any]], *, batch_size: int) -> Any:
+    """The tf.data dataset :func:`eval_dataset` makes of ``(features, labels)`` chunks: every
+    row once, in ``batch_size`` batches and a last short one; None without rows. The first
+    block is cut here (the plan's calibration scores generated chunks through it too).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = chunks_eval_dataset([(np.zeros((5, 2), np.float32), np.arange(5))], batch_size=2)
+    >>> [int(y.shape[0]) for _, y in ds]
+    [2, 2, 1]
+    """
     import tensorflow as tf
 
-    with _shard_reader(url, rank, size, 0, reader_workers, False) as reader:
-        chunks = ((b.features, b.label) for b in reader)
-        blocks = batch_blocks(
-            chunks, batch_size=batch_size, shuffle_buffer=0, seed=0, training=False, remainder=True
-        )
-        head = next(blocks, None)
-        if head is None:
-            yield None
-            return
-        x, y = head
-        spec = (
-            tf.TensorSpec((None, None, *x.shape[2:]), tf.as_dtype(x.dtype)),
-            tf.TensorSpec((None, None), tf.as_dtype(y.dtype)),
-        )
-        ds = tf.data.Dataset.from_generator(
-            lambda: itertools.chain([head], blocks), output_signature=spec
-        )
-        yield own_threads(ds.unbatch().prefetch(PREFETCH_BATCHES))
+    blocks = batch_blocks(
+        chunks, batch_size=batch_size, shuffle_buffer=0, seed=0, training=False, remainder=True
+    )
+    head = next(blocks, None)
+    if head is None:
+        return None
+    x, y = head
+    spec = (
+        tf.TensorSpec((None, None, *x.shape[2:]), tf.as_dtype(x.dtype)),
+        tf.TensorSpec((None, None), tf.as_dtype(y.dtype)),
+    )
+    ds = tf.data.Dataset.from_generator(
+        lambda: itertools.chain([head], blocks), output_signature=spec
+    )
+    return own_threads(ds.unbatch().prefetch(PREFETCH_BATCHES))
 
 
 @contextlib.contextmanager

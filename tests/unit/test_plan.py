@@ -27,7 +27,9 @@ from sparkdl.plan.planner import Calibration, candidate_modes, plan, target_link
 GBIT = 1e9 / 8
 SHAPES = [(1000, 1000), (1000,), (1000, 10), (10,)]  # 1.01 M parameters
 PARAMS = 1000 * 1000 + 1000 + 1000 * 10 + 10
-COMPUTE = Compute(batch_size=100, threads=1, step_s=0.01, forward_row_s=1e-5, checkpoint_s=0.1)
+COMPUTE = Compute(
+    batch_size=100, threads=1, step_s=0.01, forward_row_s=1e-5, checkpoint_s=0.1, fit_s=0.05
+)
 RATES = Rates(topk_values_per_s=1e8, matmul_flops=1e10)
 
 
@@ -90,7 +92,10 @@ def test_a_prediction_adds_up_from_its_parts() -> None:
     p = predict(shapes=SHAPES, mode=Mode(), compute=COMPUTE, rates=RATES, job=_job(4))
     assert p.steps_per_epoch == 100_000 // 4 // 100
     assert p.step_s == pytest.approx(p.compute_s + p.comm_s)
-    assert p.overhead_s == pytest.approx(1e-5 * 10_000 / 4 + 0.1)
+    # fit's own cost, a quarter of the validation rows and one all-reduce of the totals, the
+    # checkpoint
+    validation = 1e-5 * 10_000 / 4 + ring_allreduce_s(24, workers=4, link=_job(4).link)
+    assert p.overhead_s == pytest.approx(0.05 + validation + 0.1)
     assert p.epoch_s == pytest.approx(p.steps_per_epoch * p.step_s + p.overhead_s)
     assert p.total_s == pytest.approx(3 * p.epoch_s)
     assert p.core_hours == pytest.approx(p.total_s * 4 / 3600)

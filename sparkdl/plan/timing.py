@@ -1,0 +1,253 @@
+"""What a calibration child times: a rank's epochs as the trainer runs them, on one rank.
+
+:func:`time_compute` runs in a fresh process (:func:`sparkdl.plan.calibrate.measure_compute`
+starts it). It builds the model and its optimizer as a rank does (Horovod's one-rank path and
+sparkdl's sync exchange), then times, with the trainer's own parts:
+
+- **epochs**: a ``fit`` per epoch over a fresh :func:`~sparkdl.train.data.memory_dataset`, the
+  dropout generators reseeded before each, as :mod:`sparkdl.train.worker` does. A step is the
+  mean time between two batch ends (the epoch's sum is what a run pays, so the mean and not the
+  median); what a ``fit`` costs besides its steps (its start, the first batch's wait for the
+  iterator, its end) is the epoch's fixed part. The first ``fit`` traces the step and is left
+  out.
+- **validation**: the trainer's scorer (:class:`~sparkdl.train.evaluation.ShardScorer` and
+  :func:`~sparkdl.train.evaluation.evaluate_everywhere`) over the trainer's evaluation pipeline
+  (:func:`~sparkdl.train.data.chunks_eval_dataset`) of generated row groups, per row.
+- **checkpoint**: :func:`~sparkdl.train.checkpoint.write_checkpoint` of the model and optimizer
+  into a fenced folder, as rank 0 does after each epoch.
+- per layer forward and backward, top-k selection and matrix products (the compressions' cost).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+# a calibration epoch lasts about this long (the trainer's epochs are longer; the step and the
+# fixed part are what carries over); fits timed after the first, which traces the step
+EPOCH_S, FITS = 0.8, 3
+VALIDATION_ROWS, ROW_GROUP = 20_000, 4096
+
+
+def timed(fn: Any, *, min_s: float = 0.3, min_reps: int = 3, max_reps: int = 50) -> float:
+    """Median seconds of ``fn()`` over at least ``min_reps`` calls and ``min_s`` seconds.
+
+    Examples
+    --------
+    >>> timed(lambda: None, min_s=0.0) < 0.01
+    True
+    """
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < min_reps or (spent < min_s and len(times) < max_reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return float(statistics.median(times))
+
+
+def _step_timer() -> Any:
+    import tensorflow as tf
+
+    class StepTimer(tf.keras.callbacks.Callback):
+        """The clock at every batch end (Keras's tensors of logs untouched: no extra sync)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._supports_tf_logs = True
+            self.ends: list[float] = []
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.ends = []
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.ends.append(time.perf_counter())
+
+    return StepTimer()
+
+
+def time_epochs(model: Any, x: Any, y: Any, *, train: Any, steps: int) -> tuple[float, float]:
+    """``(step_s, fixed_s)`` of trainer-like epochs of ``steps`` steps (medians over fits)."""
+    import tensorflow as tf
+
+    from sparkdl.train.data import memory_dataset
+    from sparkdl.train.models import reseed_random_layers
+
+    timer = _step_timer()
+    per_fit: list[tuple[float, float]] = []
+    for epoch in range(FITS + 1):
+        begin = time.perf_counter()
+        tf.keras.utils.set_random_seed(train.seed + 7919 * epoch)
+        if train.model.kind == "custom" or not reseed_random_layers(
+            model, seed=train.seed + 7919 * epoch
+        ):
+            model.train_function = None  # as the trainer: a retrace per epoch
+        data = memory_dataset(x, y, batch_size=train.batch_size, seed=epoch, training=True)
+        model.fit(
+            data,
+            steps_per_epoch=steps,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            verbose=0,
+            callbacks=[timer],
+        )
+        wall = time.perf_counter() - begin
+        ends = timer.ends
+        step = (ends[-1] - ends[0]) / max(1, len(ends) - 1)
+        per_fit.append((step, max(0.0, wall - steps * step)))
+    timed_fits = per_fit[1:]
+    return (
+        float(statistics.median(s for s, _ in timed_fits)),
+        float(statistics.median(f for _, f in timed_fits)),
+    )
+
+
+def validation_row_s(model: Any, *, input_dim: int, classification: bool, batch: int) -> float:
+    """Seconds per row of the trainer's validation, scorer and pipeline, on generated rows."""
+    import numpy as np
+
+    from sparkdl.train.data import chunks_eval_dataset
+    from sparkdl.train.evaluation import ShardScorer, evaluate_everywhere
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(ROW_GROUP, input_dim)).astype(np.float32)
+    y = rng.integers(0, 2, size=ROW_GROUP) if classification else rng.normal(size=ROW_GROUP)
+    y = y.astype(np.int32 if classification else np.float32)
+    groups = VALIDATION_ROWS // ROW_GROUP
+    scorer = ShardScorer(model, classification=classification)
+
+    def once() -> None:
+        ds = chunks_eval_dataset(((x, y) for _ in range(groups)), batch_size=batch)
+        evaluate_everywhere(scorer, ds, name="plan", expected_rows=groups * ROW_GROUP)
+
+    once()  # traces the scorer
+    return timed(once, min_s=0.2, min_reps=3, max_reps=10) / (groups * ROW_GROUP)
+
+
+def checkpoint_s(model: Any, optimizer: Any) -> float:
+    """Seconds of rank 0's epoch checkpoint (written, digested, renamed, pointed to)."""
+    import tensorflow as tf
+
+    from sparkdl.train.checkpoint import write_checkpoint
+    from sparkdl.train.fence import claim_fence
+
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    with tempfile.TemporaryDirectory(prefix="sparkdl-plan-") as tmp:
+        root = os.path.join(tmp, "checkpoints")
+        fence = claim_fence(root, attempt=0)
+        epochs = iter(range(1000))
+        return timed(
+            lambda: write_checkpoint(ckpt, root=root, epoch=next(epochs), history=[], fence=fence),
+            min_s=0.2,
+            max_reps=10,
+        )
+
+
+def layer_s(model: Any, *, batch: int) -> dict[str, float]:
+    """Forward and backward seconds of each layer with weights, on a batch of its input."""
+    import tensorflow as tf
+
+    layers = {}
+    for layer in model.layers:
+        if not layer.trainable_weights:
+            continue
+        if not isinstance(layer.input_shape, tuple):  # a layer of several inputs: not timed
+            continue
+        inp = tf.random.normal([batch, *[int(d) for d in layer.input_shape[1:]]])
+
+        @tf.function
+        def pass_(t: Any, layer: Any = layer) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                out = tf.reduce_sum(layer(t, training=True))
+            return tape.gradient(out, [t, *layer.trainable_weights])
+
+        pass_(inp)
+        layers[layer.name] = timed(lambda p=pass_, i=inp: [g.numpy() for g in p(i)])
+    return layers
+
+
+def rates() -> dict[str, float]:
+    """Top-k selection (values scanned per second) and float32 matrix-product FLOP/s."""
+    import tensorflow as tf
+
+    big = tf.random.normal([1 << 20])
+    topk = tf.function(lambda t: tf.math.top_k(tf.abs(t), k=1 << 13).indices)
+    topk(big)
+    a, m = tf.random.normal([1024, 512]), tf.random.normal([512, 64])
+    mm = tf.function(lambda p, q: tf.matmul(p, q))
+    mm(a, m)
+    return {
+        "topk_values_per_s": (1 << 20) / timed(lambda: topk(big).numpy()),
+        "matmul_flops": 2 * 1024 * 512 * 64 / timed(lambda: mm(a, m).numpy()),
+    }
+
+
+def time_compute(
+    train: Any,
+    input_dim: int,
+    num_classes: int,
+    threads: int,
+    model_fn: Any,
+    steps_only: bool = False,
+) -> dict[str, Any]:
+    """Runs in the child: every measurement, as plain values (with ``steps_only``, the epochs
+    alone: the other copies of a shared-host calibration)."""
+    import dataclasses
+
+    import horovod.tensorflow.keras as hvd
+    import numpy as np
+    import tensorflow as tf
+
+    from sparkdl.train.models import build_model, compile_for_training, make_optimizer
+    from sparkdl.train.modes import wrap_optimizer
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    b = train.batch_size
+    model = build_model(
+        train.model, input_dim=input_dim, num_classes=num_classes, seed=train.seed, fn=model_fn
+    )
+    hvd.init()
+    sync = dataclasses.replace(train, mode="sync", compression="none")
+    opt, _ = wrap_optimizer(make_optimizer(sync, train.learning_rate), cfg=sync, model=model)
+    compile_for_training(model, opt, num_classes=num_classes)
+    classification = num_classes > 1
+    rng = np.random.default_rng(0)
+    rows = 64 * b
+    x = rng.normal(size=(rows, input_dim)).astype(np.float32)
+    y = rng.integers(0, max(2, num_classes), size=rows).astype(np.int32)
+    if not classification:
+        y = y.astype(np.float32)
+    rough = _rough_step(model, x, y, batch=b)
+    steps = max(20, min(2000, int(EPOCH_S / max(rough, 1e-5))))
+    step_s, fixed_s = time_epochs(model, x, y, train=train, steps=steps)
+    if steps_only:
+        return {"step_s": step_s, "fit_s": fixed_s}
+    return {
+        "device": device,
+        "step_s": step_s,
+        "fit_s": fixed_s,
+        "forward_row_s": validation_row_s(
+            model, input_dim=input_dim, classification=classification, batch=b
+        ),
+        "checkpoint_s": checkpoint_s(model, opt),
+        "layers": layer_s(model, batch=b),
+        **rates(),
+        "shapes": [tuple(int(d) for d in w.shape) for w in model.trainable_weights],
+    }
+
+
+def _rough_step(model: Any, x: Any, y: Any, *, batch: int) -> float:
+    """A first fit (traces the step) and its rough step time, to size the timed epochs."""
+    from sparkdl.train.data import memory_dataset
+
+    timer = _step_timer()
+    data = memory_dataset(x, y, batch_size=batch, seed=0, training=True)
+    model.fit(data, steps_per_epoch=12, epochs=1, verbose=0, callbacks=[timer])
+    return (timer.ends[-1] - timer.ends[1]) / (len(timer.ends) - 2)
