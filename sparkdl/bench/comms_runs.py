@@ -49,6 +49,8 @@ class Plan:
     trainings: list[Training] = field(default_factory=list)
     # probe the link between two ranks first (sparkdl bench plan): one {"link": ...} line
     probe_link: bool = False
+    # measure the model's compute right before each training (sparkdl bench plan)
+    calibrate: bool = False
 
     def to_json(self) -> str:
         """The plan as the child reads it."""
@@ -65,6 +67,7 @@ class Plan:
             configs=raw["configs"],
             trainings=runs,
             probe_link=bool(raw.get("probe_link", False)),
+            calibrate=bool(raw.get("calibrate", False)),
         )
 
 
@@ -84,6 +87,8 @@ class Measured:
     parameters: int
     # every repeat's samples/s, when the run was repeated (this one is their median)
     repeats: list[float] = field(default_factory=list)
+    # the plan's compute calibration measured right before this training (Plan.calibrate)
+    calibration: dict[str, Any] | None = None
 
     @property
     def final_accuracy(self) -> float:
@@ -184,6 +189,28 @@ def _pair(spark: Any, base: Any, training: Training, out: Path) -> Measured:
     )
 
 
+def _calibrate(spark: Any, base: Any, training: Training) -> dict[str, Any]:
+    """The plan's compute calibration of this training's model, with its ranks side by side."""
+    from sparkdl.data.dataset import open_dataset
+    from sparkdl.plan.calibrate import measure_compute
+
+    ds = open_dataset(spark, base.train.dataset)
+    compute, rates, shapes, device = measure_compute(
+        base.train,
+        input_dim=ds.feature_dim,
+        num_classes=ds.num_classes,
+        threads=1,
+        ranks_per_host=training.workers,
+        launch_env=dict(base.launch.env),
+    )
+    return {
+        "compute": dataclasses.asdict(compute),
+        "rates": dataclasses.asdict(rates),
+        "shapes": [list(s) for s in shapes],
+        "device": device,
+    }
+
+
 def run_plan(plan: Plan) -> list[Measured]:
     """Run every training of ``plan`` in one Spark session; print each as a JSON line."""
     from sparkdl.config import SparkdlConfig, load_config
@@ -206,8 +233,9 @@ def run_plan(plan: Plan) -> list[Measured]:
         for i, training in enumerate(plan.trainings):
             base = config(*plan.configs[training.model], *training.overrides)
             out = Path(plan.workdir) / f"{plan.rate}-{i}-{training.model}"
+            calibration = _calibrate(spark, base, training) if plan.calibrate else None
             run = (_pair if training.pair else _train)(spark, base, training, out)
-            run = dataclasses.replace(run, rate=plan.rate)
+            run = dataclasses.replace(run, rate=plan.rate, calibration=calibration)
             logger.info(
                 "%s at %s, %s: %.0f samples/s, accuracy %.4f",
                 training.model,

@@ -3,9 +3,10 @@
 The models and data of ``sparkdl bench comms`` (the demo's MLP; the CNN of 5.3 M parameters),
 trained for real on 1 and 2 ranks in sync and two other modes, unthrottled and at 1 Gbit/s
 (each rate one child in ``scripts/slownet.sh``'s private network namespace, which first probes
-its link with two ranks). Right before each rate's trainings, each model's compute is calibrated
-on this machine (``sparkdl plan``'s calibration, measured afresh); each training's epoch time
-(median of epochs 2 on) is then printed beside the model's prediction for it. Targets: median absolute error at most
+its link with two ranks). Right before each training, its model's compute is calibrated on this
+machine with as many copies side by side as it has ranks (``sparkdl plan``'s calibration,
+measured afresh); each training's epoch time (median of epochs 2 on) is then printed beside the
+model's prediction for it. Targets: median absolute error at most
 15 %, none above 30 %.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from sparkdl.bench.comms_bench import Sizes, _configs, run_rate
 from sparkdl.bench.comms_runs import Measured, Plan, Training
 from sparkdl.bench.measure import format_table, scratch_dir
-from sparkdl.plan.model import Job, Link, predict
+from sparkdl.plan.model import Compute, Job, Link, Rates, predict
 from sparkdl.plan.planner import mode_of
 
 logger = logging.getLogger(__name__)
@@ -102,46 +103,29 @@ class Checked:
         return self.predicted_s / self.measured_s - 1.0
 
 
-def _calibrate(data: dict[str, dict[str, Any]]) -> dict[tuple[str, int], Any]:
-    """Each model's compute on 1 rank and on 2 ranks side by side (they share this machine),
-    measured now (not read from the cache)."""
-    from sparkdl.plan.calibrate import measure_compute
-
-    out = {}
-    for model, d in data.items():
-        for ranks in (1, 2):
-            out[(model, ranks)] = measure_compute(
-                d["cfg"].train,
-                input_dim=d["dim"],
-                num_classes=d["classes"],
-                threads=1,
-                ranks_per_host=ranks,
-                launch_env=dict(d["cfg"].launch.env),
-            )
-    return out
-
-
 def run_plan_bench(
     *, sizes: Sizes, rates: tuple[str, ...], workdir: Path, timeout_s: float
 ) -> tuple[list[Checked], list[str]]:
-    """Prepare; then per rate calibrate, run its trainings, and pair predictions with them.
+    """Prepare; then per rate probe the link, and before each training calibrate its model's
+    compute; pair each prediction with the training measured right after it.
 
-    The compute is calibrated again right before each rate's trainings: this shared machine's
-    speed drifts over minutes (the same 1-rank MLP epoch took 1.6 s in one rate's child and
-    1.0 s in the next), and a drift between calibration and run is not the model's error.
+    The compute is calibrated right before each training (as the driver's preflight does when
+    nothing is cached): this shared machine's speed drifts over minutes (the same 1-rank MLP
+    epoch took 1.6 s in one rate's child and 1.0 s in the next), and a drift between a
+    calibration and a run is not the model's error.
     """
     configs = _configs(workdir, sizes)
     data = _prepare(configs)
     notes: list[str] = []
     checked: list[Checked] = []
     for rate in rates:
-        calibrated = _calibrate(data)
         plan = Plan(
             rate=rate,
             workdir=str(workdir / "runs"),
             configs=configs,
             trainings=_trainings(sizes.models),
             probe_link=True,
+            calibrate=True,
         )
         done = run_rate(plan, timeout_s=timeout_s, notes=notes)
         if done is None:
@@ -149,14 +133,21 @@ def run_plan_bench(
         link = done.links["allreduce"]
         notes.append(
             f"{rate}: link measured {8e-9 * link.bandwidth:.3g} Gbit/s, alpha "
-            f"{1e6 * link.latency:.0f} us (2-rank all-reduce, 8 B to 16 MB); compute per step "
-            + ", ".join(
-                f"{m} {r} rank(s) {1000 * c[0].step_s:.2f} ms" for (m, r), c in calibrated.items()
-            )
+            f"{1e6 * link.latency:.0f} us (2-rank all-reduce, 8 B to 16 MB)"
         )
         for run in done.runs:
-            checked.append(_check(run, data[run.model], calibrated[(run.model, run.workers)], link))
+            checked.append(_check(run, data[run.model], _calibration(run), link))
     return checked, notes
+
+
+def _calibration(run: Measured) -> tuple[Compute, Rates, list[tuple[int, ...]], str]:
+    got = run.calibration
+    if got is None:
+        raise RuntimeError(
+            f"{run.model} {run.name} at {run.rate} came back without its calibration"
+        )
+    shapes = [tuple(s) for s in got["shapes"]]
+    return Compute(**got["compute"]), Rates(**got["rates"]), shapes, got["device"]
 
 
 def _check(run: Measured, d: dict[str, Any], calibrated: Any, link: Link) -> Checked:
