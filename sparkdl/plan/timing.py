@@ -187,6 +187,22 @@ def rates() -> dict[str, float]:
     }
 
 
+def calibration_config(train: Any) -> Any:
+    """``train`` in sync mode without compression: the calibration's step (the modes'
+    exchanges are modelled on top of it). Mode-only keys go back to their defaults.
+
+    Examples
+    --------
+    >>> from sparkdl.config.train import TrainConfig
+    >>> got = calibration_config(TrainConfig(mode="accumulate", accumulate_steps=4))
+    >>> got.mode, got.accumulate_steps
+    ('sync', 1)
+    """
+    import dataclasses
+
+    return dataclasses.replace(train, mode="sync", compression="none", accumulate_steps=1)
+
+
 def time_compute(
     train: Any,
     input_dim: int,
@@ -197,8 +213,6 @@ def time_compute(
 ) -> dict[str, Any]:
     """Runs in the child: every measurement, as plain values (with ``steps_only``, the epochs
     alone: the other copies of a shared-host calibration)."""
-    import dataclasses
-
     import horovod.tensorflow.keras as hvd
     import numpy as np
     import tensorflow as tf
@@ -214,7 +228,7 @@ def time_compute(
         train.model, input_dim=input_dim, num_classes=num_classes, seed=train.seed, fn=model_fn
     )
     hvd.init()
-    sync = dataclasses.replace(train, mode="sync", compression="none")
+    sync = calibration_config(train)
     opt, _ = wrap_optimizer(make_optimizer(sync, train.learning_rate), cfg=sync, model=model)
     compile_for_training(model, opt, num_classes=num_classes)
     classification = num_classes > 1
