@@ -28,16 +28,25 @@ def _gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "long: a file of several minutes; scheduled right after the cluster files"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the files with `cluster` tests first; skip `gpu` tests, with the reason, where no
-    CUDA GPU is present.
+    """Run the files with `cluster` tests first, then the `long` files; skip `gpu` tests, with
+    the reason, where no CUDA GPU is present.
 
     The cluster files are the longest (the standalone cluster's is a quarter of the suite): with
-    pytest-xdist workers (scripts/test.sh) they start first and the short files fill in around
-    them, instead of one of them running alone at the end.
+    pytest-xdist workers (scripts/test.sh) they start first, then the files of several minutes
+    (marked `long`), and the short files fill in around them, instead of a long one running
+    alone at the end while the other worker idles.
     """
-    first = {item.path for item in items if "cluster" in item.keywords}
-    items.sort(key=lambda item: item.path not in first)  # stable: a file's order is kept
+    cluster = {item.path for item in items if "cluster" in item.keywords}
+    long = {item.path for item in items if "long" in item.keywords}
+    # stable: a file's order is kept
+    items.sort(key=lambda item: (item.path not in cluster, item.path not in long))
     if any("gpu" in item.keywords for item in items) and _gpu_count() == 0:
         skip = pytest.mark.skip(reason="needs a CUDA GPU (nvidia-smi lists none on this machine)")
         for item in items:

@@ -18,7 +18,7 @@ from sparkdl.data.dataset import PreparedDataset, open_dataset
 from sparkdl.errors import BadInputError, ClusterMisfitError
 from tests.integration.datasets import generate_and_prepare, prepare_frame, prepare_sklearn_set
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 # the module fixture runs the whole bench (about 3.5 min alone, longer beside other files)
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.long, pytest.mark.timeout(1200)]
 
 ARGS = [
     "--mlp-rows=6000",

@@ -13,7 +13,7 @@ import pytest
 
 from sparkdl.errors import BadInputError
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.long, pytest.mark.timeout(900)]
 
 
 def _frame(spark, *, rows: int = 1200, labels=None, seed: int = 3):

@@ -15,7 +15,7 @@ from sparkdl.config import SparkdlConfig, load_config
 from sparkdl.pipeline import run as pipeline_run
 from sparkdl.pipeline.run import PipelineResult, run_pipeline
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 ALL = ["generate", "prepare", "train", "sgd", "kmeans", "evaluate", "report"]
 

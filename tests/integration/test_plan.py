@@ -52,6 +52,14 @@ def test_plan_calibrates_once_then_predicts_from_the_cache(plan_cache, capsys) -
         parts = p["compute_s"] + p["compress_s"] + p["comm_s"]
         assert p["step_s"] == pytest.approx(max(parts, p["input_s"]))
     (kept,) = plan_cache.glob("compute-*.json")
+    doc = json.loads(kept.read_text())
+    measured = doc["value"]["compute"]
+    # the trainer's epoch in parts: steps, each fit's own cost, validation per row, checkpoint
+    assert measured["step_s"] > 0 and measured["fit_s"] >= 0
+    assert measured["forward_row_s"] > 0 and measured["checkpoint_s"] > 0
+    assert doc["format"] == "sparkdl-plan-calibration/2" and doc["key"]["env"] == {}
+    per_epoch = one["steps_per_epoch"] * measured["step_s"] + measured["fit_s"]
+    assert one["epoch_s"] > per_epoch  # plus validation and the checkpoint
     written = kept.stat().st_mtime_ns
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out) == first  # the same calibration, read back

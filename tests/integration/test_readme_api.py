@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.user_scripts import run_user_script
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 SECTION = "## Your own function on Horovod ranks: `sparkdl.run`"
 

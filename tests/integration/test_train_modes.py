@@ -20,7 +20,7 @@ from sparkdl.errors import BadInputError
 from sparkdl.train.runner import TrainResult, run_training, split_steps
 from tests.integration.datasets import generate_and_prepare
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 HIDDEN = 16
 BASE = (
