@@ -10,7 +10,7 @@ lags behind)::
     comm    = sum over the mode's collectives of  time(collective) / steps between them
     allreduce(S bytes, n ranks) = 2 (n-1)/n * S/B + 2 (n-1) * alpha      (ring)
     allgather(s bytes each)     =   (n-1)/n * n s/B + (n-1) * alpha      (ring)
-    epoch   = steps * step + fit + validation + checkpoint
+    epoch   = steps * step + fit + validation + checkpoint + epoch-end collectives
     fit     = what one epoch's ``fit`` costs beyond its steps (start, first batch, end)
     alpha   = link latency + the collective's software cost per message (measured here)
 
@@ -175,15 +175,54 @@ def collectives(shapes: list[tuple[int, ...]], mode: Mode) -> list[Collective]:
     ]
 
 
-def comm_s(shapes: list[tuple[int, ...]], mode: Mode, *, workers: int, link: Link) -> float:
-    """Communication seconds per step, averaged over the steps between collectives."""
+# the training metrics Horovod's MetricAverageCallback all-reduces at every epoch's end, one
+# collective each: the loss and accuracy (classification) or the loss and MAE (regression)
+EPOCH_METRICS = 2
+VALIDATION_TOTALS = 24  # bytes: the validation's loss sum, score sum and rows, all-reduced
+
+
+def epoch_end_collectives(
+    shapes: list[tuple[int, ...]], mode: Mode, *, steps: int, validation: bool
+) -> list[Collective]:
+    """What one rank all-reduces once per epoch, after its last step (``train/modes.py``'s
+    epoch end, the metrics' average, the validation totals).
+
+    Local SGD averages the model and the optimizer's slots once more unless the epoch's last
+    step did; accumulation applies a last, partial group unless the steps are a multiple of
+    ``accumulate_steps``.
+
+    Examples
+    --------
+    >>> [(c.size, c.every) for c in epoch_end_collectives([(10, 4)], Mode(mode="local_sgd"),
+    ...                                                   steps=12, validation=True)]
+    [(4, 1.0), (4, 1.0), (24, 1.0), (480, 1.0)]
+    >>> len(epoch_end_collectives([(10, 4)], Mode(mode="local_sgd"), steps=16, validation=False))
+    2
+    """
+    out = [Collective("allreduce", FLOAT32) for _ in range(EPOCH_METRICS)]
+    if validation:
+        out.append(Collective("allreduce", VALIDATION_TOTALS))
+    if mode.mode == "local_sgd" and steps % mode.local_sgd_period:
+        out.extend(collectives(shapes, mode))
+    if mode.mode == "accumulate" and steps % mode.accumulate_steps:
+        out.extend(collectives(shapes, mode))
+    return [Collective(c.kind, c.size, 1.0) for c in out]
+
+
+def collectives_s(cs: list[Collective], *, workers: int, link: Link) -> float:
+    """Seconds of ``cs`` per step (each collective's time over the steps between its runs)."""
     total = 0.0
-    for c in collectives(shapes, mode):
+    for c in cs:
         one = (ring_allreduce_s if c.kind == "allreduce" else ring_allgather_s)(
             c.size, workers=workers, link=link
         )
         total += one / c.every
     return total
+
+
+def comm_s(shapes: list[tuple[int, ...]], mode: Mode, *, workers: int, link: Link) -> float:
+    """Communication seconds per step, averaged over the steps between collectives."""
+    return collectives_s(collectives(shapes, mode), workers=workers, link=link)
 
 
 def compress_s(shapes: list[tuple[int, ...]], mode: Mode, *, rates: Rates) -> float:
@@ -254,7 +293,7 @@ class Prediction:
     input_s: float
     step_s: float
     steps_per_epoch: int
-    overhead_s: float  # per epoch: fit's own cost, validation and checkpoint
+    overhead_s: float  # per epoch: fit's own cost, validation, checkpoint, epoch-end collectives
     epoch_s: float
     total_s: float
     core_hours: float
@@ -299,7 +338,7 @@ def predict(
     ...           cores_per_worker=1, link=Link(bandwidth=1.25e8, latency=1e-4))
     >>> p = predict(shapes=[(100, 10)], mode=Mode(), compute=c, rates=r, job=job)
     >>> p.steps_per_epoch, round(p.step_s * 1000, 3), round(p.epoch_s, 3)
-    (500, 4.232, 2.206)
+    (500, 4.232, 2.207)
     """
     n = job.workers
     comm = comm_s(shapes, mode, workers=n, link=job.link) if n > 1 else 0.0
@@ -308,9 +347,9 @@ def predict(
     step = max(compute.step_s + compress + comm, feed)
     steps = max(1, job.train_rows // n // compute.batch_size)
     validation = compute.forward_row_s * math.ceil(job.validation_rows / n)
-    if n > 1:  # the ranks' totals are added by one all-reduce of 3 numbers
-        validation += ring_allreduce_s(24, workers=n, link=job.link)
-    overhead = compute.fit_s + validation + compute.checkpoint_s
+    ends = epoch_end_collectives(shapes, mode, steps=steps, validation=job.validation_rows > 0)
+    epoch_end = collectives_s(ends, workers=n, link=job.link)
+    overhead = compute.fit_s + validation + compute.checkpoint_s + epoch_end
     epoch = steps * step + overhead
     total = epoch * job.epochs
     return Prediction(

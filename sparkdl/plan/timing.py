@@ -72,19 +72,16 @@ def _step_timer() -> Any:
 
 def time_epochs(model: Any, x: Any, y: Any, *, train: Any, steps: int) -> tuple[float, float]:
     """``(step_s, fixed_s)`` of trainer-like epochs of ``steps`` steps (medians over fits)."""
-    import tensorflow as tf
 
     from sparkdl.train.data import memory_dataset
-    from sparkdl.train.models import reseed_random_layers
+    from sparkdl.train.models import seed_epoch
 
     timer = _step_timer()
     per_fit: list[tuple[float, float]] = []
     for epoch in range(FITS + 1):
         begin = time.perf_counter()
-        tf.keras.utils.set_random_seed(train.seed + 7919 * epoch)
-        if train.model.kind == "custom" or not reseed_random_layers(
-            model, seed=train.seed + 7919 * epoch
-        ):
+        custom = train.model.kind == "custom"
+        if not seed_epoch(model, seed=train.seed + 7919 * epoch, custom=custom):
             model.train_function = None  # as the trainer: a retrace per epoch
         data = memory_dataset(x, y, batch_size=train.batch_size, seed=epoch, training=True)
         model.fit(
