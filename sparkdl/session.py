@@ -38,10 +38,11 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SUBMIT_GATEWAY = "PYSPARK_GATEWAY_PORT" in os.environ
 # How often the scheduler re-checks that a barrier stage fits the cluster (Spark's default: 15 s).
 _BARRIER_CHECK_INTERVAL_S = 5
-# The SparkContexts build_session started itself; stop_session stops only these. A session the
-# platform (Databricks, a notebook, spark-shell) or another caller created is shared: it is left
-# running.
-_STARTED: weakref.WeakSet[object] = weakref.WeakSet()
+# The SparkContexts build_session started itself, each with how many build_session calls hold
+# it (a command run inside a program or test that built the session first is one more): the
+# last stop_session of those stops it. A session the platform (Databricks, a notebook,
+# spark-shell) or another caller created is shared: it is left running.
+_STARTED: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
 
 
 def pyspark_home() -> str:
@@ -262,7 +263,9 @@ def build_session(
     existing = SparkContext._active_spark_context
     spark = builder.getOrCreate()
     if existing is None:
-        _STARTED.add(spark.sparkContext)
+        _STARTED[spark.sparkContext] = 1
+    elif existing in _STARTED:  # started by an earlier build_session of this process
+        _STARTED[existing] += 1
     else:
         logger.info(
             "attaching to the running SparkContext (master %s); it is left running", existing.master
@@ -293,7 +296,9 @@ def stop_session(spark: SparkSession) -> None:
     """Stop a session :func:`build_session` started, so that its JVM can exit.
 
     A session it did not start (the Databricks runtime's, a notebook's, one the caller made
-    before) is shared with others and is left running.
+    before) is shared with others and is left running; one it started is stopped by the last
+    of the ``build_session`` calls that got it (a command run inside a program that built the
+    session first leaves it to that program).
 
     Under spark-submit the JVM outlives this Python, and Spark 3.5 keeps a non-daemon
     ``java.util.Timer`` ("Barrier task timer for barrier() calls.") in ``BarrierTaskContext``'s
@@ -307,7 +312,12 @@ def stop_session(spark: SparkSession) -> None:
     if not owns_session(spark):
         logger.info("leaving the SparkSession running: sparkdl did not start it")
         return
-    _STARTED.discard(spark.sparkContext)
+    holders = _STARTED[spark.sparkContext] - 1
+    if holders:
+        _STARTED[spark.sparkContext] = holders
+        logger.info("leaving the SparkSession running: %d earlier caller(s) still use it", holders)
+        return
+    del _STARTED[spark.sparkContext]
     if _SUBMIT_GATEWAY and spark.sparkContext.master.startswith("local"):
         jvm = spark.sparkContext._jvm
         spark.stop()

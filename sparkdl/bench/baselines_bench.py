@@ -113,7 +113,7 @@ def run_baselines_bench(*, rows: int, partitions: int | None, workdir: Path) -> 
     from sparkdl.baselines.kmeans import run_kmeans
     from sparkdl.baselines.sgd import run_parallel_sgd
     from sparkdl.data.dataset import open_dataset
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
 
     repo = Path(__file__).resolve().parents[2]
     common = [
@@ -193,7 +193,7 @@ def run_baselines_bench(*, rows: int, partitions: int | None, workdir: Path) -> 
             cores=cores,
         ),
     ]
-    spark.stop()
+    stop_session(spark)
 
     lines = [
         f"baselines benchmark: {rows} generated rows per task, {sgd.partitions} partitions, "

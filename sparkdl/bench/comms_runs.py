@@ -214,7 +214,7 @@ def _calibrate(spark: Any, base: Any, training: Training) -> dict[str, Any]:
 def run_plan(plan: Plan) -> list[Measured]:
     """Run every training of ``plan`` in one Spark session; print each as a JSON line."""
     from sparkdl.config import SparkdlConfig, load_config
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
 
     repo = Path(__file__).resolve().parents[2]
 
@@ -247,7 +247,7 @@ def run_plan(plan: Plan) -> list[Measured]:
             print(run.to_json(), flush=True)
             done.append(run)
     finally:
-        spark.stop()
+        stop_session(spark)
     return done
 
 

@@ -51,7 +51,7 @@ def _prepare(configs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     from sparkdl.data.dataset import open_dataset
     from sparkdl.data.generate import write_generated
     from sparkdl.data.prepare import run_prepare
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
     from sparkdl.train.data import steps_per_epoch
 
     repo = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def _prepare(configs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
                 "validation": ds.rows("validation"),
             }
     finally:
-        spark.stop()
+        stop_session(spark)
     return out
 
 

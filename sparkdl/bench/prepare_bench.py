@@ -26,14 +26,14 @@ logger = logging.getLogger(__name__)
 def _child(config_path: str) -> None:
     """Run one prepare (forced) and print its timing as JSON; the parent samples memory."""
     from sparkdl.data.prepare import run_prepare
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
 
     cfg = load_config(SparkdlConfig, files=[config_path])
     spark = build_session(cfg.spark)
     start = time.perf_counter()
     result = run_prepare(spark, cfg=cfg.prepare, force=True)
     seconds = time.perf_counter() - start
-    spark.stop()
+    stop_session(spark)
     print(json.dumps({"seconds": seconds, "rows_in": result.rows_in, "splits": result.split_rows}))
 
 
@@ -74,7 +74,7 @@ def run_prepare_bench(*, base_rows: int, repeats: int, workdir: Path, cores: int
     >>> print(run_prepare_bench(base_rows=20_000, repeats=1, workdir=Path("/tmp/b"), cores=2))  # doctest: +SKIP
     """
     from sparkdl.data.generate import write_generated
-    from sparkdl.session import build_session
+    from sparkdl.session import build_session, stop_session
 
     base = load_config(
         SparkdlConfig, files=[Path(__file__).resolve().parents[2] / "conf" / "local.yaml"]
@@ -127,7 +127,7 @@ def run_prepare_bench(*, base_rows: int, repeats: int, workdir: Path, cores: int
         )
         plain.append(time.perf_counter() - t0)
     plain_per_core = base_rows * 10 / median(plain[1:]) / cores
-    spark.stop()
+    stop_session(spark)
     ref_s, ref_rows, ref_mb = _pyarrow_write(workdir / "raw-1x", workdir, max(3, repeats))
     ref_rate = ref_rows / ref_s
     lines = [

@@ -21,7 +21,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "SPARKDL_PLAN_CACHE"
-FORMAT = "sparkdl-plan-calibration/2"
+FORMAT = "sparkdl-plan-calibration/3"
 
 
 def cache_dir() -> Path:

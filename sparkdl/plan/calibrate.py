@@ -202,12 +202,15 @@ def measure_link(spark: SparkSession, *, start_timeout_s: float = 120) -> dict[s
     return links
 
 
-def measure_input(url: str, *, rows: int, reader_workers: int, max_rows: int = 50_000) -> float:
+def measure_input(
+    url: str, *, rows: int, row_groups: int, reader_workers: int, max_rows: int = 50_000
+) -> float:
     """One rank's petastorm read rate on a prepared split (rows/s), from a shard of at most
-    about ``max_rows`` of its ``rows`` rows."""
+    about ``max_rows`` of its ``rows`` rows (a shard holds one row group or more: the split's
+    ``row_groups`` bound how many shards it can be cut into)."""
     from sparkdl.train.data import load_shard
 
-    shards = max(1, rows // max_rows)
+    shards = max(1, min(rows // max_rows, row_groups))
     start = time.perf_counter()
     x, _ = load_shard(url, rank=0, size=shards, reader_workers=reader_workers)
     return len(x) / max(time.perf_counter() - start, 1e-6)

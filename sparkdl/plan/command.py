@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> str:
         raise BadInputError(f"--cores-per-worker {threads}: give 1 or more")
     spark = None
     if args.rows is None or not args.no_probe:
-        from sparkdl.session import build_session
+        from sparkdl.session import build_session, stop_session
 
         spark = build_session(cfg.spark, launch=cfg.launch)
     try:
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> str:
         )
     finally:
         if spark is not None:
-            spark.stop()
+            stop_session(spark)
     if got is None:  # compute_calibration measures what is missing: never None here
         raise RuntimeError("the compute calibration was neither cached nor measured")
     compute, rates, shapes, device = got
@@ -201,6 +201,7 @@ def _data(spark: Any, cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
         rate = measure_input(
             petastorm_url(ds.split_path("train")),
             rows=rows,
+            row_groups=len(ds.split("train").group_rows),
             reader_workers=cfg.train.reader_workers,
         )
         cache.save("input", key, {"rows_per_s": rate})

@@ -57,7 +57,7 @@ def test_plan_calibrates_once_then_predicts_from_the_cache(plan_cache, capsys) -
     # the trainer's epoch in parts: steps, each fit's own cost, validation per row, checkpoint
     assert measured["step_s"] > 0 and measured["fit_s"] >= 0
     assert measured["forward_row_s"] > 0 and measured["checkpoint_s"] > 0
-    assert doc["format"] == "sparkdl-plan-calibration/2" and doc["key"]["env"] == {}
+    assert doc["format"] == "sparkdl-plan-calibration/3" and doc["key"]["env"] == {}
     per_epoch = one["steps_per_epoch"] * measured["step_s"] + measured["fit_s"]
     assert one["epoch_s"] > per_epoch  # plus validation and the checkpoint
     written = kept.stat().st_mtime_ns
@@ -97,3 +97,28 @@ def test_the_link_probe_measures_two_ranks_and_is_cached(spark, plan_cache) -> N
     assert reduce.bandwidth > 1.25e8 and 0 < reduce.latency < 0.01
     assert gather.bandwidth > 0 and gather.latency > 0
     assert link_calibration(None, network="test-host", measure=False) == links
+
+
+def test_a_prepared_dataset_gives_the_input_rate_and_the_data_size(
+    spark, plan_cache, tmp_path, capsys
+) -> None:
+    from sparkdl.data.dataset import open_dataset
+    from sparkdl.plan.calibrate import measure_input
+    from sparkdl.train.data import petastorm_url
+
+    from .datasets import generate_and_prepare
+
+    path = generate_and_prepare(spark, tmp_path, "generate.rows=4000")
+    argv = ["plan", "--set", f"train.dataset={path}", "--workers", "1,2", "--no-probe", "--json"]
+    assert main(argv) == 0
+    got = json.loads(capsys.readouterr().out)
+    ds = open_dataset(spark, path)
+    rows, batch = ds.rows("train"), 256
+    assert {p["steps_per_epoch"] for p in got if p["workers"] == 1} == {rows // batch}
+    assert all(p["input_s"] > 0 for p in got)  # the reader's measured rate, not free
+    assert len(list(plan_cache.glob("input-*.json"))) == 1
+    # a split of few row groups cut into as many shards as it has, at most (48 were asked)
+    groups = len(ds.split("train").group_rows)
+    url = petastorm_url(ds.split_path("train"))
+    assert groups < rows // 60
+    assert measure_input(url, rows=rows, row_groups=groups, reader_workers=1, max_rows=60) > 0

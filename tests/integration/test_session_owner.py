@@ -43,6 +43,10 @@ _SCRIPT = textwrap.dedent(
 
     started = build_session(SparkConfig(profile="local", cores=1, log_level="ERROR"))
     out["owned_started"] = owns_session(started)
+    # a command run inside the program (sparkdl.cli.main) builds and stops it too
+    inner = build_session(SparkConfig(profile="local", cores=1, log_level="ERROR"))
+    stop_session(inner)
+    out["alive_after_inner"] = started.range(3).count() == 3
     stop_session(started)
     out["stopped_started"] = started.sparkContext._jsc is None
     print("RESULT " + json.dumps(out))
@@ -67,5 +71,6 @@ def test_only_sessions_sparkdl_started_are_stopped(tmp_path: Path) -> None:
         "owned_databricks": False,
         "alive_after_databricks": True,
         "owned_started": True,
+        "alive_after_inner": True,
         "stopped_started": True,
     }
