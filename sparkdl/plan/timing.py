@@ -1,8 +1,9 @@
 """What a calibration child times: a rank's epochs as the trainer runs them, on one rank.
 
 :func:`time_compute` runs in a fresh process (:func:`sparkdl.plan.calibrate.measure_compute`
-starts it). It builds the model and its optimizer as a rank does (Horovod's one-rank path and
-sparkdl's sync exchange), then times, with the trainer's own parts:
+starts it). It builds the model and its optimizer as a rank does (Horovod initialised, sparkdl's
+sync exchange, which on one rank hands Horovod nothing: the step is compute alone, and the
+model adds each mode's collectives to it), then times, with the trainer's own parts:
 
 - **epochs**: a ``fit`` per epoch over a fresh :func:`~sparkdl.train.data.memory_dataset`, the
   dropout generators reseeded before each, as :mod:`sparkdl.train.worker` does. A step is the

@@ -93,9 +93,11 @@ def test_a_prediction_adds_up_from_its_parts() -> None:
     assert p.steps_per_epoch == 100_000 // 4 // 100
     assert p.step_s == pytest.approx(p.compute_s + p.comm_s)
     # fit's own cost, a quarter of the validation rows and one all-reduce of the totals, the
-    # checkpoint
-    validation = 1e-5 * 10_000 / 4 + ring_allreduce_s(24, workers=4, link=_job(4).link)
-    assert p.overhead_s == pytest.approx(0.05 + validation + 0.1)
+    # checkpoint, and the two training metrics' all-reduces at the epoch's end
+    link = _job(4).link
+    validation = 1e-5 * 10_000 / 4 + ring_allreduce_s(24, workers=4, link=link)
+    metrics = 2 * ring_allreduce_s(4, workers=4, link=link)
+    assert p.overhead_s == pytest.approx(0.05 + validation + 0.1 + metrics)
     assert p.epoch_s == pytest.approx(p.steps_per_epoch * p.step_s + p.overhead_s)
     assert p.total_s == pytest.approx(3 * p.epoch_s)
     assert p.core_hours == pytest.approx(p.total_s * 4 / 3600)
