@@ -84,6 +84,8 @@ def test_more_workers_than_slots_exits_2_without_traceback(repo: Path, tmp_path:
         "--set",
         "launch.num_workers=5",
         "--set",
+        "launch.start_timeout_s=2",  # the slot check waits this long for more slots
+        "--set",
         f"train.output={tmp_path / 'out'}",
     )
     assert proc.returncode == 2, proc.stderr[-3000:]

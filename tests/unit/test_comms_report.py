@@ -63,3 +63,39 @@ def test_the_per_core_target_needs_the_pair_sync_and_local_sgd_unthrottled() -> 
         True,
     )
     assert _targets(runs[1:]) == {}  # without the pair there is nothing to compare
+
+
+def test_unthrottled_the_pair_and_local_sgd_repeat_and_the_report_keeps_their_median(
+    tmp_path,
+) -> None:
+    from sparkdl.bench.comms_bench import Sizes, _plan
+    from sparkdl.bench.comms_report import merge_repeats
+
+    sizes = Sizes(
+        mlp_rows=1000,
+        cnn_rows=100,
+        image=8,
+        cnn_head=(16,),
+        epochs=2,
+        cnn_epochs=2,
+        period=4,
+        rates=("off", "1gbit"),
+        modes=("sync", "local_sgd"),
+        repeats=3,
+    )
+    names = [(t.model, t.name) for t in _plan("off", tmp_path, sizes).trainings]
+    assert names.count(("mlp", "2 x 1 rank")) == 3 and names.count(("mlp", "local_sgd H=4")) == 3
+    assert names.count(("mlp", "sync")) == 1 and names.count(("cnn", "local_sgd H=4")) == 1
+    # the repeats come after every other training, so they span the run
+    assert names[-4:] == [("mlp", "2 x 1 rank"), ("mlp", "local_sgd H=4")] * 2
+    throttled = [(t.model, t.name) for t in _plan("1gbit", tmp_path, sizes).trainings]
+    assert ("mlp", "2 x 1 rank") not in throttled and len(throttled) == len(set(throttled))
+    history = [{"wall_seconds": 1.0, "val_accuracy": 0.7}] * 2
+    runs = [
+        Measured("mlp", "2 x 1 rank", "off", 2, rate, 1.0, history, 0.0, 0.0, 5000)
+        for rate in (300.0, 100.0, 200.0)
+    ]
+    (merged,) = merge_repeats(runs)
+    assert merged.samples_per_s == 200.0 and merged.repeats == [300.0, 100.0, 200.0]
+    text = report([merged], period=4, notes=[])
+    assert "mlp off 2 x 1 rank: samples/s of each repeat 300, 100, 200" in text
