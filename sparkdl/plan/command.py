@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from sparkdl.errors import BadInputError
+from sparkdl.plan.planner import MODE_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network", default="host", help="label of the measured network in the cache"
     )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODE_KINDS),
+        help=f"training modes to plan, of {','.join(MODE_KINDS)} (all)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="pick only plans that finish within this many minutes",
+    )
+    parser.add_argument(
+        "--max-core-hours",
+        type=float,
+        default=None,
+        help="pick only plans that cost at most this many core-hours",
+    )
     parser.add_argument("--json", action="store_true", help="print the predictions as JSON")
 
 
@@ -125,6 +143,13 @@ def run(args: argparse.Namespace) -> str:
 
     cfg = config_from_args(args)
     workers = parse_workers(args.workers)
+    modes = candidate_modes(cfg.train, kinds=tuple(m.strip() for m in args.modes.split(",")))
+    for flag, bound in (
+        ("--max-minutes", args.max_minutes),
+        ("--max-core-hours", args.max_core_hours),
+    ):
+        if bound is not None and not bound > 0:
+            raise BadInputError(f"{flag} {bound:g}: give a bound above 0")
     bandwidth = parse_rate(args.bandwidth) if args.bandwidth else None
     latency = parse_latency(args.latency) if args.latency else None
     threads = args.cores_per_worker or cfg.launch.threads_per_worker or 1
@@ -167,9 +192,11 @@ def run(args: argparse.Namespace) -> str:
     )
     report = plan(
         Calibration(compute=compute, rates=rates, shapes=shapes, device=device, link=links),
-        modes=candidate_modes(cfg.train),
+        modes=modes,
         workers=workers,
         job=job,
+        max_total_s=60 * args.max_minutes if args.max_minutes is not None else None,
+        max_core_hours=args.max_core_hours,
     )
     if args.json:
         return json.dumps([dataclasses.asdict(p) for p in report.predictions], indent=1)

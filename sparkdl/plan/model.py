@@ -101,6 +101,17 @@ class Mode:
     optimizer: str = "adam"
 
     @property
+    def kind(self) -> str:
+        """The ``--modes`` name: the compression when there is one, else the mode.
+
+        Examples
+        --------
+        >>> Mode().kind, Mode(compression="fp16").kind, Mode(mode="local_sgd").kind
+        ('sync', 'fp16', 'local_sgd')
+        """
+        return self.compression if self.compression != "none" else self.mode
+
+    @property
     def label(self) -> str:
         """A short name: ``sync``, ``accumulate k=4``, ``local_sgd H=8``, ``sync+topk``...
 

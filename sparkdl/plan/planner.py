@@ -42,15 +42,30 @@ def mode_of(train: TrainConfig) -> Mode:
     )
 
 
-def candidate_modes(train: TrainConfig) -> list[Mode]:
-    """The config's mode, then sync, fp16, accumulate k=4, local SGD and the two compressions.
+MODE_KINDS = ("sync", "fp16", "accumulate", "local_sgd", "topk", "powersgd")
+
+
+def candidate_modes(train: TrainConfig, *, kinds: tuple[str, ...] = MODE_KINDS) -> list[Mode]:
+    """The config's mode, then sync, fp16, accumulate k=4, local SGD and the two compressions;
+    of those, the ones whose :attr:`~sparkdl.plan.model.Mode.kind` is in ``kinds``.
 
     Examples
     --------
     >>> from sparkdl.config.train import TrainConfig
     >>> [m.label for m in candidate_modes(TrainConfig())]
     ['sync', 'sync+fp16', 'accumulate k=4', 'local_sgd H=8', 'sync+topk 0.01', 'sync+powersgd r=4']
+    >>> [m.label for m in candidate_modes(TrainConfig(), kinds=("sync", "local_sgd"))]
+    ['sync', 'local_sgd H=8']
     """
+    unknown = [k for k in kinds if k not in MODE_KINDS]
+    if unknown or not kinds:
+        raise BadInputError(
+            f"--modes {','.join(kinds)}: give one or more of {', '.join(MODE_KINDS)}"
+        )
+    return [m for m in _all_candidates(train) if m.kind in kinds]
+
+
+def _all_candidates(train: TrainConfig) -> list[Mode]:
     own = mode_of(train)
     others = [
         dataclasses.replace(own, mode="sync", compression="none"),
@@ -178,6 +193,10 @@ def target_link(
     )
 
 
+def _bound(value: float | None, unit: float) -> str:
+    return "(none)" if value is None else f"{value / unit:g}"
+
+
 @dataclass(frozen=True)
 class PlanReport:
     """Every prediction, and the best by time and by core-hours."""
@@ -213,13 +232,17 @@ def plan(
     modes: list[Mode],
     workers: list[int],
     job: Job,
+    max_total_s: float | None = None,
+    max_core_hours: float | None = None,
 ) -> PlanReport:
-    """Predict every mode on every worker count; pick the fastest and the cheapest.
+    """Predict every mode on every worker count; of the plans within ``max_total_s`` and
+    ``max_core_hours`` (when given), pick the fastest and the cheapest.
 
     Raises
     ------
     BadInputError
-        A worker count below 1 (naming ``--workers``).
+        A worker count below 1 (naming ``--workers``), or no plan within the bounds (naming
+        the bounds and what the nearest plans take).
     """
     bad = [w for w in workers if w < 1]
     if bad:
@@ -235,7 +258,22 @@ def plan(
         for w in workers
         for m in modes
     ]
-    fastest, cheapest = best(out)
+    within = [
+        p
+        for p in out
+        if (max_total_s is None or p.total_s <= max_total_s)
+        and (max_core_hours is None or p.core_hours <= max_core_hours)
+    ]
+    if not within:
+        quickest, leanest = best(out)
+        raise BadInputError(
+            f"no plan fits --max-minutes {_bound(max_total_s, 60)} and --max-core-hours "
+            f"{_bound(max_core_hours, 1)}: the fastest takes {quickest.total_s / 60:.3g} min "
+            f"({quickest.mode} on {quickest.workers} workers), the cheapest "
+            f"{leanest.core_hours:.3g} core-hours ({leanest.mode} on {leanest.workers}); "
+            "widen the bounds, --workers or --modes"
+        )
+    fastest, cheapest = best(within)
     return PlanReport(
         predictions=out,
         fastest=fastest,

@@ -120,6 +120,29 @@ def test_the_plan_picks_the_fastest_and_the_cheapest() -> None:
     assert "fastest:" in text and "fewest core-hours:" in text and "compute ms" in text
 
 
+def test_the_picks_keep_within_the_users_bounds() -> None:
+    cal = Calibration(compute=COMPUTE, rates=RATES, shapes=SHAPES, device="CPU")
+    modes = candidate_modes(TrainConfig(), kinds=("sync", "local_sgd"))
+    assert [m.label for m in modes] == ["sync", "local_sgd H=8"]
+    free = plan(cal, modes=modes, workers=[1, 2, 4, 8], job=_job(1))
+    assert free.fastest.workers > 1  # more workers finish sooner ...
+    # ... but within a core-hour budget under the fastest plan's cost, a cheaper one is picked
+    budget = (free.fastest.core_hours + free.cheapest.core_hours) / 2
+    bounded = plan(cal, modes=modes, workers=[1, 2, 4, 8], job=_job(1), max_core_hours=budget)
+    assert bounded.fastest.core_hours <= budget < free.fastest.core_hours
+    assert bounded.fastest.total_s >= free.fastest.total_s
+    deadline = plan(cal, modes=modes, workers=[1, 2, 4, 8], job=_job(1), max_total_s=1e9)
+    assert deadline.fastest == free.fastest and deadline.cheapest == free.cheapest
+    with pytest.raises(BadInputError, match=r"no plan fits --max-minutes 0\.001 and") as err:
+        plan(cal, modes=modes, workers=[1, 2], job=_job(1), max_total_s=0.06)
+    assert "the fastest takes" in str(err.value) and "--modes" in str(err.value)
+
+
+def test_an_unknown_mode_is_refused_naming_the_choices() -> None:
+    with pytest.raises(BadInputError, match="--modes sync,hogwild: give one or more of sync"):
+        candidate_modes(TrainConfig(), kinds=("sync", "hogwild"))
+
+
 def test_a_given_link_keeps_the_measured_software_cost_per_message() -> None:
     measured = {"allreduce": Link(bandwidth=3e9, latency=40e-6)}
     got = target_link(measured, bandwidth=10 * GBIT, latency=5e-6)
@@ -155,3 +178,23 @@ def test_a_calibration_of_another_stack_is_measured_again(tmp_path, monkeypatch,
     with caplog.at_level("INFO", logger="sparkdl.plan.cache"):
         assert cache.load("compute", key) is None
     assert "outdated (tensorflow changed): measuring it again" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--max-minutes", "0", "--max-minutes 0: give a bound above 0"),
+        ("--max-core-hours", "-1", "--max-core-hours -1: give a bound above 0"),
+        ("--modes", "sync,async", "--modes sync,async: give one or more of sync, fp16"),
+    ],
+)
+def test_bad_bounds_are_refused_before_any_calibration(
+    flag, value, says, tmp_path, monkeypatch, capsys
+) -> None:
+    from sparkdl.cli import main
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    argv = ["plan", "--rows", "1000", "--features", "3", "--no-probe", flag, value]
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing measured
