@@ -213,11 +213,10 @@ def epoch_end_collectives(
     out = [Collective("allreduce", FLOAT32) for _ in range(EPOCH_METRICS)]
     if validation:
         out.append(Collective("allreduce", VALIDATION_TOTALS))
-    if mode.mode == "local_sgd" and steps % mode.local_sgd_period:
-        out.extend(collectives(shapes, mode))
-    if mode.mode == "accumulate" and steps % mode.accumulate_steps:
-        out.extend(collectives(shapes, mode))
-    return [Collective(c.kind, c.size, 1.0) for c in out]
+    period = {"local_sgd": mode.local_sgd_period, "accumulate": mode.accumulate_steps}
+    if steps % period.get(mode.mode, 1):  # once more, this epoch
+        out.extend(Collective(c.kind, c.size) for c in collectives(shapes, mode))
+    return out
 
 
 def collectives_s(cs: list[Collective], *, workers: int, link: Link) -> float:

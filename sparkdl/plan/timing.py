@@ -75,15 +75,13 @@ def time_epochs(model: Any, x: Any, y: Any, *, train: Any, steps: int) -> tuple[
     """``(step_s, fixed_s)`` of trainer-like epochs of ``steps`` steps (medians over fits)."""
 
     from sparkdl.train.data import memory_dataset
-    from sparkdl.train.models import seed_epoch
+    from sparkdl.train.models import start_epoch
 
     timer = _step_timer()
     per_fit: list[tuple[float, float]] = []
     for epoch in range(FITS + 1):
         begin = time.perf_counter()
-        custom = train.model.kind == "custom"
-        if not seed_epoch(model, seed=train.seed + 7919 * epoch, custom=custom):
-            model.train_function = None  # as the trainer: a retrace per epoch
+        start_epoch(model, cfg=train, epoch=epoch)  # as the trainer
         data = memory_dataset(x, y, batch_size=train.batch_size, seed=epoch, training=True)
         model.fit(
             data,

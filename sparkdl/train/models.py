@@ -138,35 +138,39 @@ def reseed_random_layers(model: tf.keras.Model, *, seed: int) -> bool:
     return True
 
 
-def seed_epoch(model: tf.keras.Model, *, seed: int, custom: bool) -> bool:
-    """Seed an epoch's randomness from ``seed`` alone; True when the traced train step can be
-    kept, False when the caller must retrace it (``model.train_function = None``).
+def start_epoch(model: tf.keras.Model, *, cfg: TrainConfig, epoch: int) -> None:
+    """Seed epoch ``epoch``'s randomness from ``cfg.seed`` and the epoch alone (the trainer's and
+    the plan calibration's epochs), so that a resumed attempt replays it exactly.
 
-    Python's and NumPy's global generators are always seeded. TensorFlow's global seed is set
-    only when some random layer cannot be reset in place (:func:`reseed_random_layers`), or
-    for a ``custom`` model: setting it clears TensorFlow's kernel caches, so every
-    ``tf.function`` the epoch calls (the train step, local SGD's average, the validation
-    scorer) is instantiated again on its next call. That cost 40 ms for local SGD's 70 KB
-    epoch-end average (2 ms without it) and about 0.1 s for the MLP's first step.
+    Python's and NumPy's global generators are always seeded. The built-in models' dropout
+    generators are reset in place and the traced train step is kept. TensorFlow's global seed is
+    set, and the train step dropped for a retrace, only for a custom model or a random layer
+    that cannot be reset (:func:`reseed_random_layers`): setting that seed clears TensorFlow's
+    kernel caches, so every ``tf.function`` the epoch calls (the train step, local SGD's
+    average, the validation scorer) is instantiated again on its next call. That cost 40 ms for
+    local SGD's 70 KB epoch-end average (2 ms without it) and about 0.1 s for the MLP's first
+    step.
 
     Examples
     --------
     >>> from sparkdl.config.train import ModelConfig
     >>> model = build_model(ModelConfig(), input_dim=3, num_classes=2, seed=0)
-    >>> seed_epoch(model, seed=5, custom=False), seed_epoch(model, seed=5, custom=True)
-    (True, False)
+    >>> model.train_function = "traced"
+    >>> start_epoch(model, cfg=TrainConfig(), epoch=1); model.train_function
+    'traced'
     """
     import random
 
     import numpy as np
     import tensorflow as tf
 
+    seed = cfg.seed + 7919 * epoch
     random.seed(seed)
     np.random.seed(seed)
-    if not custom and reseed_random_layers(model, seed=seed):
-        return True
+    if cfg.model.kind != "custom" and reseed_random_layers(model, seed=seed):
+        return
     tf.keras.utils.set_random_seed(seed)
-    return False
+    model.train_function = None
 
 
 def make_optimizer(cfg: TrainConfig, lr: float) -> Any:

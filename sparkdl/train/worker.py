@@ -109,7 +109,7 @@ def train_rank(spec: WorkerSpec) -> RankResult:
         build_model,
         compile_for_training,
         make_optimizer,
-        seed_epoch,
+        start_epoch,
     )
     from sparkdl.train.modes import (
         ModeEpochs,
@@ -265,13 +265,8 @@ def train_rank(spec: WorkerSpec) -> RankResult:
     try:
         for epoch in range(spec.resume_epoch + 1, cfg.epochs):
             # Data order and dropout depend on the epoch alone, so an attempt that resumes after
-            # epoch k replays epochs k+1.. as an uninterrupted run would. The built-in models'
-            # dropout generators are reset in place, leaving TensorFlow's caches be; other random
-            # ops need TensorFlow reseeded and the train step retraced (a tenth of a second or
-            # more per epoch).
-            custom = cfg.model.kind == "custom"
-            if not seed_epoch(model, seed=cfg.seed + 7919 * epoch, custom=custom):
-                model.train_function = None
+            # epoch k replays epochs k+1.. as an uninterrupted run would.
+            start_epoch(model, cfg=cfg, epoch=epoch)
             with ahead as this_epoch:  # opened during the epoch before (or just above)
                 train_ds, val_ds = this_epoch.take()
                 ahead = open_ahead(epoch + 1)

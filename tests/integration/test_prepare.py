@@ -354,3 +354,20 @@ def test_prepare_job_on_generated_data(spark, tmp_path: Path, repo: Path) -> Non
     )
     assert bad.returncode == 2
     assert "missing ['nope']" in bad.stderr
+
+
+def test_typed_columns_enter_featurization_in_one_projection(spark) -> None:
+    # a projection per column made Spark analyse and optimise a plan as deep as the input was
+    # wide (12,000 rows of 256 columns: 102 s to fit, 44 s to write each split)
+    from sparkdl.config.data import ColumnsConfig
+    from sparkdl.data.validate import parse_valid, parsed_name
+
+    names = [f"x{i}" for i in range(64)]
+    values = [str(i) for i in range(64)] + [float(i) for i in range(64)] + ["b "]
+    df = spark.createDataFrame([values], [*names, *map(parsed_name, names), "c"]).select("*")
+    cols = ColumnsConfig(label="x0", numeric=tuple(names[1:]), categorical=("c",))
+    out = parse_valid(df, columns=cols)
+    projects = out._jdf.queryExecution().analyzed().toString().count("Project [")
+    assert projects <= df._jdf.queryExecution().analyzed().toString().count("Project [") + 1
+    row = out.first()
+    assert row["x5"] == 5.0 and row["x63"] == 63.0 and row["c"] == "b"

@@ -141,6 +141,60 @@ def test_reseeding_refuses_random_layers_it_cannot_reset() -> None:
     assert reseed_random_layers(build(ModelConfig(dropout=0.0)), seed=1)
 
 
+def _draws_after(seed: int | None) -> list[float]:
+    """A fresh op's draws, after TensorFlow's global seed was last set to ``seed``."""
+    if seed is not None:
+        tf.random.set_seed(seed)
+    return tf.random.uniform([4]).numpy().tolist()
+
+
+def test_an_epoch_start_leaves_tensorflows_seed_alone_unless_it_must_retrace() -> None:
+    import numpy as np
+
+    from sparkdl.config.train import TrainConfig
+    from sparkdl.train.models import start_epoch
+
+    cfg = TrainConfig(seed=11)
+    model = build(ModelConfig(dropout=0.5), dim=8)
+    model.train_function = "traced"
+    tf.random.set_seed(123)
+    start_epoch(model, cfg=cfg, epoch=2)
+    # the global seed (whose setting clears TensorFlow's caches) was not touched: the draws
+    # continue 123's sequence, not the epoch's seed's, and the step stays traced
+    assert _draws_after(None) == _draws_after(123)
+    assert model.train_function == "traced"
+    assert np.random.randint(1 << 30) == np.random.RandomState(11 + 7919 * 2).randint(1 << 30)
+    noisy = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.GaussianNoise(0.1)])
+    noisy.train_function = "traced"
+    start_epoch(noisy, cfg=cfg, epoch=2)  # its noise needs TensorFlow reseeded and a retrace
+    assert _draws_after(None) == _draws_after(11 + 7919 * 2)
+    assert noisy.train_function is None
+
+
+def _one_rank_exchange() -> dict:
+    """In a fresh process: a one-rank Horovod world's dense exchange of two tensors."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from sparkdl.train.exchange import Traffic, make_exchange
+
+    hvd.init()
+    variables = [tf.Variable(tf.zeros([3, 2])), tf.Variable(tf.zeros([2]))]
+    traffic = Traffic()
+    exchange = make_exchange("none", variables, traffic, density=0.01, rank=4, seed=0)
+    grads = [tf.reshape(tf.range(6.0), [3, 2]), tf.constant([7.0, 8.0])]
+    out = tf.function(lambda: exchange(grads))()
+    return {"out": [o.numpy().tolist() for o in out], **traffic.snapshot()}
+
+
+def test_a_single_rank_hands_horovod_nothing() -> None:
+    from sparkdl.launch.child import run_in_child
+
+    got = run_in_child(_one_rank_exchange, env={}, label="[one rank]", timeout_s=120)
+    assert got["out"] == [[[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], [7.0, 8.0]]  # its own average
+    assert got["collectives"] == 0 and got["payload_bytes"] == 0
+
+
 def _read_all(url: str, *, columnar: bool) -> tuple[list, list]:
     import warnings
 
