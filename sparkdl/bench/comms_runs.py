@@ -202,6 +202,7 @@ def _calibrate(spark: Any, base: Any, training: Training) -> dict[str, Any]:
         threads=1,
         ranks_per_host=training.workers,
         launch_env=dict(base.launch.env),
+        spark=spark,
     )
     return {
         "compute": dataclasses.asdict(compute),

@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.plan.model import Compute, Link, Rates
-from sparkdl.plan.timing import time_compute, timed
+from sparkdl.plan.timing import time_compute, time_rank_steps, timed
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -41,13 +41,18 @@ def measure_compute(
     model_fn: Any = None,
     ranks_per_host: int = 1,
     launch_env: dict[str, str] | None = None,
+    spark: SparkSession | None = None,
 ) -> tuple[Compute, Rates, list[tuple[int, ...]], str]:
     """Measure one rank's compute for ``train.model`` at ``train.batch_size`` (a few seconds).
 
-    With ``ranks_per_host`` above 1, as many copies train at once and the step and the fixed
-    part per epoch are the slowest copy's: ranks that share a machine share its cores, memory
-    bandwidth and caches, and wait for each other at every exchange. ``launch_env`` is the
-    ranks' ``launch.env`` (their allocator and threading variables apply here too).
+    With ``ranks_per_host`` above 1 the step and the fixed part per epoch are the slowest
+    rank's of as many training at once: ranks that share a machine share its cores, memory
+    bandwidth and caches, and wait for each other at every exchange. With ``spark`` they are
+    that many real ranks in a barrier stage of its cluster (:func:`time_rank_steps`); without
+    one, that many calibration children side by side, which missed about a fifth of a real
+    co-located rank's step (the demo MLP on 2 ranks: the slower rank of a stage stepped in
+    1.35-1.39 ms, the slower child in 1.06-1.11 ms). ``launch_env`` is the ranks' ``launch.env``
+    (their allocator and threading variables apply here too).
 
     Returns
     -------
@@ -60,7 +65,8 @@ def measure_compute(
     BadInputError
         When the model cannot be built (the message names ``train.model`` and the fix).
     """
-    from sparkdl.launch.child import RankError, run_in_child
+    from sparkdl.errors import BadInputError
+    from sparkdl.launch.child import RankError
 
     logger.info(
         "measuring %s at batch %d with %d thread(s): epochs, validation, checkpoint, layers",
@@ -68,35 +74,25 @@ def measure_compute(
         train.batch_size,
         threads,
     )
-    from sparkdl.launch.plan import rank_runtime_env
-
-    env = {
-        **rank_runtime_env(user_env=dict(launch_env or {}), log_level="2"),
-        "TF_NUM_INTRAOP_THREADS": str(threads),
-    }
-
-    def child(steps_only: bool) -> dict[str, Any]:
-        return run_in_child(
-            time_compute,
-            args=(train, input_dim, num_classes, threads, model_fn, steps_only),
-            env=env,
-            label="[plan calibration]",
-            timeout_s=180,
-            echo=lambda line: logger.debug("%s", line),
-        )
-
+    args = (train, input_dim, num_classes, threads, model_fn)
+    failed = None
     try:
-        got, others = _together(child, copies=ranks_per_host)
+        if ranks_per_host > 1 and spark is not None:
+            got = _in_stage(spark, args, ranks=ranks_per_host, launch_env=launch_env)
+            failed = got.get("error")
+            copies = got.get("ranks", [])
+        else:
+            got, others = _together(args, copies=ranks_per_host, launch_env=launch_env)
+            copies = [got, *others]
     except RankError as exc:
-        from sparkdl.errors import BadInputError
-
+        failed = str(exc).splitlines()[0]
+    if failed:
+        function = f", {train.model.function}" if train.model.function else ""
         raise BadInputError(
-            f"train.model ({train.model.kind}{', ' + train.model.function if train.model.function else ''}) "
-            f"could not be built and timed for the plan: {str(exc).splitlines()[0]}. Check "
-            "train.model (sparkdl config --describe train.model)"
-        ) from exc
+            f"train.model ({train.model.kind}{function}) could not be built and timed for the "
+            f"plan: {failed}. Check train.model (sparkdl config --describe train.model)"
+        )
     # ranks on one host wait for the slowest of them at every exchange
-    copies = [got, *others]
     compute = Compute(
         batch_size=train.batch_size,
         threads=threads,
@@ -110,16 +106,53 @@ def measure_compute(
     return compute, rates, [tuple(s) for s in got["shapes"]], got["device"]
 
 
-def _together(child: Any, *, copies: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _in_stage(
+    spark: SparkSession, args: tuple[Any, ...], *, ranks: int, launch_env: dict[str, str] | None
+) -> dict[str, Any]:
+    """:func:`time_rank_steps` on ``ranks`` real ranks of ``spark``'s cluster: rank 0's result."""
+    import sparkdl
+
+    got: dict[str, Any] = sparkdl.run(
+        time_rank_steps,
+        *args,
+        num_workers=ranks,
+        spark=spark,
+        stream_output=False,
+        threads_per_worker=args[3],
+        env=dict(launch_env or {}),
+    )
+    if "ranks" in got:
+        steps = ", ".join(f"{1000 * r['step_s']:.3f}" for r in got["ranks"])
+        logger.info("step of %d ranks side by side in a barrier stage: %s ms", ranks, steps)
+    return got
+
+
+def _together(
+    args: tuple[Any, ...], *, copies: int, launch_env: dict[str, str] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run ``copies`` calibration children at once: the full one, and step-only ones."""
     import threading
 
+    from sparkdl.launch.child import run_in_child
+    from sparkdl.launch.plan import rank_runtime_env
+
+    env = {
+        **rank_runtime_env(user_env=dict(launch_env or {}), log_level="2"),
+        "TF_NUM_INTRAOP_THREADS": str(args[3]),
+    }
     results: dict[int, Any] = {}
     failed: list[BaseException] = []
 
     def one(i: int) -> None:
         try:
-            results[i] = child(i > 0)
+            results[i] = run_in_child(
+                time_compute,
+                args=(*args, i > 0),
+                env=env,
+                label="[plan calibration]",
+                timeout_s=180,
+                echo=lambda line: logger.debug("%s", line),
+            )
         except BaseException as exc:  # re-raised on the calling thread
             failed.append(exc)
 

@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ranks-per-host",
         type=int,
         default=1,
-        help="ranks sharing one machine (their compute is calibrated running side by side)",
+        help="ranks sharing one machine (their step is calibrated as that many ranks side by side "
+        "in a barrier stage)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="epochs (train.epochs)")
     parser.add_argument(
@@ -155,15 +156,16 @@ def run(args: argparse.Namespace) -> str:
     threads = args.cores_per_worker or cfg.launch.threads_per_worker or 1
     if threads < 1:
         raise BadInputError(f"--cores-per-worker {threads}: give 1 or more")
+    if args.ranks_per_host < 1:
+        raise BadInputError(f"--ranks-per-host {args.ranks_per_host}: give 1 or more")
     spark = None
-    if args.rows is None or not args.no_probe:
+    # a session reads the dataset, probes the link and runs ranks sharing a host side by side
+    if args.rows is None or not args.no_probe or args.ranks_per_host > 1:
         from sparkdl.session import build_session, stop_session
 
         spark = build_session(cfg.spark, launch=cfg.launch)
     try:
         data = _data(spark, cfg, args)
-        if args.ranks_per_host < 1:
-            raise BadInputError(f"--ranks-per-host {args.ranks_per_host}: give 1 or more")
         got = compute_calibration(
             cfg.train,
             input_dim=data["features"],
@@ -171,6 +173,7 @@ def run(args: argparse.Namespace) -> str:
             threads=threads,
             ranks_per_host=args.ranks_per_host,
             launch_env=dict(cfg.launch.env),
+            spark=spark,
         )
         links = link_calibration(
             spark, network=args.network, measure=not args.no_probe and spark is not None

@@ -103,10 +103,12 @@ def compute_calibration(
     measure: bool = True,
     ranks_per_host: int = 1,
     launch_env: dict[str, str] | None = None,
+    spark: SparkSession | None = None,
 ) -> tuple[Compute, Rates, list[tuple[int, ...]], str] | None:
     """The compute calibration of ``train.model`` at its batch size, with ``ranks_per_host``
-    copies sharing this machine and the ranks' ``launch.env``: cached, else measured (unless
-    ``measure`` is False: None)."""
+    ranks sharing this machine (real ranks of ``spark``'s cluster when given, else child
+    processes) and the ranks' ``launch.env``: cached, else measured (unless ``measure`` is
+    False: None)."""
     from sparkdl.plan.calibrate import measure_compute
 
     model = to_dict(train.model)
@@ -120,6 +122,7 @@ def compute_calibration(
         "optimizer": train.optimizer,
         "threads": threads,
         "ranks_per_host": ranks_per_host,
+        "side_by_side": side_by_side(ranks_per_host, spark=spark),
         "env": dict(sorted((launch_env or {}).items())),
     }
     found = cache.load("compute", key)
@@ -134,6 +137,7 @@ def compute_calibration(
             model_fn=model_fn,
             ranks_per_host=ranks_per_host,
             launch_env=launch_env,
+            spark=spark,
         )
         cache.save(
             "compute",
@@ -152,6 +156,19 @@ def compute_calibration(
         [tuple(s) for s in found["shapes"]],
         found["device"],
     )
+
+
+def side_by_side(ranks_per_host: int, *, spark: Any) -> str:
+    """How a calibration of ``ranks_per_host`` ranks ran them (part of its cache key).
+
+    Examples
+    --------
+    >>> side_by_side(1, spark=None), side_by_side(2, spark=None), side_by_side(2, spark=object())
+    ('alone', 'child processes', 'barrier stage')
+    """
+    if ranks_per_host <= 1:
+        return "alone"
+    return "child processes" if spark is None else "barrier stage"
 
 
 def link_calibration(

@@ -29,9 +29,11 @@ def predict_run(
     model_fn: Any = None,
     ranks_per_host: int = 1,
     launch_env: dict[str, str] | None = None,
+    spark: Any = None,
 ) -> dict[str, Any] | None:
     """The prediction for this run as plain values (None when ``train.predict`` is off or the
-    calibration failed: the run goes on, and the log says why)."""
+    calibration failed: the run goes on, and the log says why). ``spark`` runs a calibration
+    of ranks sharing a host as a barrier stage."""
     from sparkdl.errors import SparkdlError
     from sparkdl.plan.model import Job, predict
     from sparkdl.plan.planner import DEFAULT_LINK, compute_calibration, link_calibration, mode_of
@@ -47,6 +49,7 @@ def predict_run(
             model_fn=model_fn,
             ranks_per_host=ranks_per_host,
             launch_env=launch_env,
+            spark=spark,
         )
     except (SparkdlError, OSError) as exc:
         logger.warning("no plan for this run: the compute calibration failed (%s)", exc)

@@ -17,6 +17,10 @@ model adds each mode's collectives to it), then times, with the trainer's own pa
 - **checkpoint**: :func:`~sparkdl.train.checkpoint.write_checkpoint` of the model and optimizer
   into a fenced folder, as rank 0 does after each epoch.
 - per layer forward and backward, top-k selection and matrix products (the compressions' cost).
+
+:func:`time_rank_steps` runs on every rank of a barrier stage when ranks share a host: the same
+epochs as local SGD that never averages (:func:`stage_config`), so each rank's step is compute
+alone but with the other ranks of a real Horovod world beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from typing import Any
 # a calibration epoch lasts about this long (the trainer's epochs are longer; the step and the
 # fixed part are what carries over); fits timed after the first, which traces the step
 EPOCH_S, FITS = 0.8, 3
+# local SGD's period in a calibration stage: never reached, so the ranks never average
+NEVER = 1 << 40
 VALIDATION_ROWS, ROW_GROUP = 20_000, 4096
 
 
@@ -102,8 +108,12 @@ def time_epochs(model: Any, x: Any, y: Any, *, train: Any, steps: int) -> tuple[
     )
 
 
-def validation_row_s(model: Any, *, input_dim: int, classification: bool, batch: int) -> float:
-    """Seconds per row of the trainer's validation, scorer and pipeline, on generated rows."""
+def validation_row_s(
+    model: Any, *, input_dim: int, classification: bool, batch: int, reps: int | None = None
+) -> float:
+    """Seconds per row of the trainer's validation, scorer and pipeline, on generated rows
+    (over exactly ``reps`` passes when given: ranks that all-reduce the totals together)."""
+    import horovod.tensorflow as hvd_tf
     import numpy as np
 
     from sparkdl.train.data import chunks_eval_dataset
@@ -115,13 +125,16 @@ def validation_row_s(model: Any, *, input_dim: int, classification: bool, batch:
     y = y.astype(np.int32 if classification else np.float32)
     groups = VALIDATION_ROWS // ROW_GROUP
     scorer = ShardScorer(model, classification=classification)
+    ranks = hvd_tf.size()  # each scores its rows; the totals are all ranks'
 
     def once() -> None:
         ds = chunks_eval_dataset(((x, y) for _ in range(groups)), batch_size=batch)
-        evaluate_everywhere(scorer, ds, name="plan", expected_rows=groups * ROW_GROUP)
+        evaluate_everywhere(scorer, ds, name="plan", expected_rows=ranks * groups * ROW_GROUP)
 
     once()  # traces the scorer
-    return timed(once, min_s=0.2, min_reps=3, max_reps=10) / (groups * ROW_GROUP)
+    fixed = {"min_s": 0.0, "min_reps": reps, "max_reps": reps} if reps else {}
+    spread = {"min_s": 0.2, "min_reps": 3, "max_reps": 10}
+    return timed(once, **(fixed or spread)) / (groups * ROW_GROUP)
 
 
 def checkpoint_s(model: Any, optimizer: Any) -> float:
@@ -208,7 +221,101 @@ def time_compute(
     steps_only: bool = False,
 ) -> dict[str, Any]:
     """Runs in the child: every measurement, as plain values (with ``steps_only``, the epochs
-    alone: the other copies of a shared-host calibration)."""
+    alone: the other copies of a shared-host calibration without a Spark session)."""
+    model, opt, x, y = _rank_model(
+        calibration_config(train), input_dim, num_classes, threads, model_fn
+    )
+    steps = _epoch_steps(_rough_step(model, x, y, batch=train.batch_size))
+    step_s, fixed_s = time_epochs(model, x, y, train=train, steps=steps)
+    if steps_only:
+        return {"step_s": step_s, "fit_s": fixed_s}
+    return {
+        "step_s": step_s,
+        "fit_s": fixed_s,
+        "forward_row_s": _validation(model, train, input_dim, num_classes),
+        **_rank0_parts(model, opt, train),
+    }
+
+
+def stage_config(train: Any) -> Any:
+    """``train`` as local SGD that never averages: the ranks of a barrier stage step side by
+    side with no collective between them (each step is compute alone, as on one rank).
+
+    Examples
+    --------
+    >>> from sparkdl.config.train import TrainConfig
+    >>> got = stage_config(TrainConfig(mode="accumulate", accumulate_steps=4))
+    >>> got.mode, got.local_sgd_period > 10**9, got.local_sgd_warmup_epochs
+    ('local_sgd', True, 0)
+    """
+    import dataclasses
+
+    return dataclasses.replace(
+        calibration_config(train),
+        mode="local_sgd",
+        local_sgd_period=NEVER,
+        local_sgd_warmup_epochs=0,
+    )
+
+
+def time_rank_steps(
+    train: Any, input_dim: int, num_classes: int, threads: int, model_fn: Any
+) -> dict[str, Any]:
+    """Runs on every rank of a barrier stage (:func:`sparkdl.plan.calibrate.measure_compute`
+    with a session): the epochs of :func:`time_epochs`, the same number of steps on every rank
+    (rank 0's), with :func:`stage_config`'s mode; then validation on every rank at once (as the
+    trainer validates), and rank 0 alone measures the rest, as :func:`time_compute` does. Rank 0 returns everything, with ``ranks``: every rank's
+    ``step_s`` and ``fit_s``. A model that cannot be built returns ``{"error": ...}`` on every
+    rank (each builds the same model, so none enters a collective).
+    """
+    import horovod.tensorflow as hvd_tf
+
+    cfg = stage_config(train)
+    try:
+        model, opt, x, y = _rank_model(cfg, input_dim, num_classes, threads, model_fn)
+    except Exception as exc:  # any failure to build: the driver names train.model and the fix
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    steps = hvd_tf.broadcast_object(_epoch_steps(_rough_step(model, x, y, batch=cfg.batch_size)))
+    step_s, fixed_s = time_epochs(model, x, y, train=cfg, steps=steps)
+    ranks = list(hvd_tf.allgather_object({"step_s": step_s, "fit_s": fixed_s}))
+    # every rank validates at once, as in the trainer (its totals are all-reduced)
+    row_s = _validation(model, cfg, input_dim, num_classes)
+    if hvd_tf.rank() != 0:
+        return {}
+    return {"ranks": ranks, "forward_row_s": row_s, **_rank0_parts(model, opt, cfg)}
+
+
+def _validation(model: Any, train: Any, input_dim: int, num_classes: int) -> float:
+    import horovod.tensorflow as hvd_tf
+
+    return validation_row_s(
+        model,
+        input_dim=input_dim,
+        classification=num_classes > 1,
+        batch=train.batch_size,
+        reps=5 if hvd_tf.size() > 1 else None,
+    )
+
+
+def _rank0_parts(model: Any, opt: Any, train: Any) -> dict[str, Any]:
+    """What rank 0 alone measures besides its epochs and validation: the checkpoint, the
+    layers, the compressions' rates, the weights' shapes and the device."""
+    import tensorflow as tf
+
+    return {
+        "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+        "checkpoint_s": checkpoint_s(model, opt),
+        "layers": layer_s(model, batch=train.batch_size),
+        **rates(),
+        "shapes": [tuple(int(d) for d in w.shape) for w in model.trainable_weights],
+    }
+
+
+def _rank_model(
+    cfg: Any, input_dim: int, num_classes: int, threads: int, model_fn: Any
+) -> tuple[Any, Any, Any, Any]:
+    """A rank's model and optimizer, built as the trainer builds them (Horovod initialised,
+    ``cfg``'s mode), and generated rows to train on: ``(model, optimizer, x, y)``."""
     import horovod.tensorflow.keras as hvd
     import numpy as np
     import tensorflow as tf
@@ -218,39 +325,37 @@ def time_compute(
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
-    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    b = train.batch_size
     model = build_model(
-        train.model, input_dim=input_dim, num_classes=num_classes, seed=train.seed, fn=model_fn
+        cfg.model, input_dim=input_dim, num_classes=num_classes, seed=cfg.seed, fn=model_fn
     )
     hvd.init()
-    sync = calibration_config(train)
-    opt, _ = wrap_optimizer(make_optimizer(sync, train.learning_rate), cfg=sync, model=model)
+    opt, state = wrap_optimizer(make_optimizer(cfg, cfg.learning_rate), cfg=cfg, model=model)
     compile_for_training(model, opt, num_classes=num_classes)
-    classification = num_classes > 1
+    state.build(opt)
     rng = np.random.default_rng(0)
-    rows = 64 * b
+    rows = calibration_rows(cfg.batch_size, input_dim)
     x = rng.normal(size=(rows, input_dim)).astype(np.float32)
     y = rng.integers(0, max(2, num_classes), size=rows).astype(np.int32)
-    if not classification:
-        y = y.astype(np.float32)
-    rough = _rough_step(model, x, y, batch=b)
-    steps = max(20, min(2000, int(EPOCH_S / max(rough, 1e-5))))
-    step_s, fixed_s = time_epochs(model, x, y, train=train, steps=steps)
-    if steps_only:
-        return {"step_s": step_s, "fit_s": fixed_s}
-    return {
-        "device": device,
-        "step_s": step_s,
-        "fit_s": fixed_s,
-        "forward_row_s": validation_row_s(
-            model, input_dim=input_dim, classification=classification, batch=b
-        ),
-        "checkpoint_s": checkpoint_s(model, opt),
-        "layers": layer_s(model, batch=b),
-        **rates(),
-        "shapes": [tuple(int(d) for d in w.shape) for w in model.trainable_weights],
-    }
+    return model, opt, x, y if num_classes > 1 else y.astype(np.float32)
+
+
+def calibration_rows(batch: int, input_dim: int) -> int:
+    """Rows a calibration rank trains on: about a rank's shard in memory (64 batches, at least
+    65,536 rows: the batches are gathered from it, and a larger array misses the caches more),
+    at most 64 MiB of features (and at least one batch).
+
+    Examples
+    --------
+    >>> calibration_rows(128, 22), calibration_rows(2048, 22), calibration_rows(128, 1 << 16)
+    (65536, 131072, 256)
+    """
+    cap = (64 << 20) // (4 * max(1, input_dim))
+    return min(max(64 * batch, 65_536), max(cap, batch))
+
+
+def _epoch_steps(rough_s: float) -> int:
+    """Steps of a calibration epoch of about :data:`EPOCH_S` at ``rough_s`` a step."""
+    return max(20, min(2000, int(EPOCH_S / max(rough_s, 1e-5))))
 
 
 def _rough_step(model: Any, x: Any, y: Any, *, batch: int) -> float:

@@ -261,6 +261,7 @@ def _train_locked(
         # the ranks of a local or local-cluster master all share this machine
         ranks_per_host=workers if spark.sparkContext.master.startswith("local") else 1,
         launch_env=dict(launch.env),
+        spark=spark,
     )
     launcher = BarrierLauncher(spark, config=launch)
     done = run_attempts(

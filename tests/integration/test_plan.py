@@ -122,3 +122,28 @@ def test_a_prepared_dataset_gives_the_input_rate_and_the_data_size(
     url = petastorm_url(ds.split_path("train"))
     assert groups < rows // 60
     assert measure_input(url, rows=rows, row_groups=groups, reader_workers=1, max_rows=60) > 0
+
+
+def test_ranks_sharing_a_host_are_timed_as_ranks_of_a_barrier_stage(spark, plan_cache) -> None:
+    import dataclasses
+
+    from sparkdl.config.train import ModelConfig, TrainConfig
+    from sparkdl.errors import BadInputError
+    from sparkdl.plan.planner import compute_calibration
+
+    train = TrainConfig(batch_size=64, model=ModelConfig(hidden=16))
+    args = {"input_dim": 6, "num_classes": 2, "threads": 1, "ranks_per_host": 2}
+    compute, _, shapes, device = compute_calibration(train, spark=spark, **args)
+    (kept,) = plan_cache.glob("compute-*.json")
+    doc = json.loads(kept.read_text())
+    assert doc["key"]["side_by_side"] == "barrier stage" and doc["key"]["ranks_per_host"] == 2
+    assert compute.step_s > 0 and compute.fit_s >= 0 and device == "CPU"
+    assert compute.forward_row_s > 0 and compute.checkpoint_s > 0 and compute.layers
+    assert shapes[0] == (6, 16)
+    # without a session the same ranks are child processes: another calibration, not this one
+    assert compute_calibration(train, measure=False, **args) is None
+    # a model the ranks cannot build fails on every rank before any collective: refused
+    bad = dataclasses.replace(train, model=ModelConfig(kind="custom", function="json:dumps"))
+    with pytest.raises(BadInputError, match=r"train.model \(custom, json:dumps\) could not be"):
+        compute_calibration(bad, spark=spark, **args)
+    assert list(plan_cache.glob("compute-*.json")) == [kept]
