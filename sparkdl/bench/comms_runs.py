@@ -190,7 +190,8 @@ def _pair(spark: Any, base: Any, training: Training, out: Path) -> Measured:
 
 
 def _calibrate(spark: Any, base: Any, training: Training) -> dict[str, Any]:
-    """The plan's compute calibration of this training's model, with its ranks side by side."""
+    """The plan's compute calibration of this training's model, with its ranks side by side
+    (real ranks of a barrier stage in ``spark``'s cluster)."""
     from sparkdl.data.dataset import open_dataset
     from sparkdl.plan.calibrate import measure_compute
 

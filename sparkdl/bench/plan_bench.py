@@ -4,10 +4,10 @@ The models and data of ``sparkdl bench comms`` (the demo's MLP; the CNN of 5.3 M
 trained for real on 1 and 2 ranks in sync and two other modes, unthrottled and at 1 Gbit/s
 (each rate one child in ``scripts/slownet.sh``'s private network namespace, which first probes
 its link with two ranks). Right before each training, its model's compute is calibrated on this
-machine with as many copies side by side as it has ranks (``sparkdl plan``'s calibration,
-measured afresh); each training's epoch time (median of epochs 2 on) is then printed beside the
-model's prediction for it. Targets: median absolute error at most
-15 %, none above 30 %.
+machine (``sparkdl plan``'s calibration, measured afresh; a 2-rank training's as 2 ranks of a
+barrier stage side by side); each training's epoch time (median of epochs 2 on) is then printed
+beside the model's prediction for it. Targets: median absolute error at most 15 %, none above
+30 %.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
   the step, each ``fit``'s fixed cost, validation per row, the epoch's checkpoint), each layer's
   forward and backward pass, and the rates of top-k selection and matrix products; in a fresh
   child process whose TensorFlow uses the planned threads and the ranks' runtime variables (a
-  GPU when one is visible: it says which).
+  GPU when one is visible: it says which); ranks that share a host, as that many ranks of a
+  barrier stage.
 - :func:`measure_link`: all-reduce and allgather times of 8 B to 16 MB between two Horovod
   ranks in a barrier stage of the session's cluster, fitted to ``t = a + S b``.
 - :func:`measure_input`: one rank's petastorm reader on a prepared dataset, rows/s.
@@ -51,7 +52,7 @@ def measure_compute(
     that many real ranks in a barrier stage of its cluster (:func:`time_rank_steps`); without
     one, that many calibration children side by side, which missed about a fifth of a real
     co-located rank's step (the demo MLP on 2 ranks: the slower rank of a stage stepped in
-    1.35-1.39 ms, the slower child in 1.06-1.11 ms). ``launch_env`` is the ranks' ``launch.env``
+    1.35-1.43 ms, the slower child in 1.06-1.11 ms). ``launch_env`` is the ranks' ``launch.env``
     (their allocator and threading variables apply here too).
 
     Returns

@@ -132,9 +132,8 @@ def validation_row_s(
         evaluate_everywhere(scorer, ds, name="plan", expected_rows=ranks * groups * ROW_GROUP)
 
     once()  # traces the scorer
-    fixed = {"min_s": 0.0, "min_reps": reps, "max_reps": reps} if reps else {}
-    spread = {"min_s": 0.2, "min_reps": 3, "max_reps": 10}
-    return timed(once, **(fixed or spread)) / (groups * ROW_GROUP)
+    seconds = timed(once, min_s=0.0 if reps else 0.2, min_reps=reps or 3, max_reps=reps or 10)
+    return seconds / (groups * ROW_GROUP)
 
 
 def checkpoint_s(model: Any, optimizer: Any) -> float:
@@ -264,9 +263,10 @@ def time_rank_steps(
     """Runs on every rank of a barrier stage (:func:`sparkdl.plan.calibrate.measure_compute`
     with a session): the epochs of :func:`time_epochs`, the same number of steps on every rank
     (rank 0's), with :func:`stage_config`'s mode; then validation on every rank at once (as the
-    trainer validates), and rank 0 alone measures the rest, as :func:`time_compute` does. Rank 0 returns everything, with ``ranks``: every rank's
-    ``step_s`` and ``fit_s``. A model that cannot be built returns ``{"error": ...}`` on every
-    rank (each builds the same model, so none enters a collective).
+    trainer validates), and rank 0 alone measures the rest, as :func:`time_compute` does. Rank
+    0 returns everything, with ``ranks``: every rank's ``step_s`` and ``fit_s``. A model that
+    cannot be built returns ``{"error": ...}`` on every rank (each builds the same model, so
+    none enters a collective).
     """
     import horovod.tensorflow as hvd_tf
 
