@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sparkdl.plan.model import Compute, Link, Rates
-from sparkdl.plan.timing import time_compute, time_rank_steps, timed
+from sparkdl.plan.timing import time_compute, time_rank_steps
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -168,7 +168,7 @@ def _together(
 
 
 def _link_probe(sizes: tuple[int, ...]) -> dict[str, list[float]]:
-    """Runs on each rank: median seconds of an all-reduce and an allgather per size."""
+    """Runs on each rank: mean seconds of an all-reduce and an allgather per size."""
     import horovod.tensorflow as hvd
     import numpy as np
     import tensorflow as tf
@@ -181,12 +181,36 @@ def _link_probe(sizes: tuple[int, ...]) -> dict[str, list[float]]:
         # in a traced function, as the trainer's exchanges run them
         reduce = tf.function(lambda t=t, n=f"p{size}": hvd.allreduce(t, op=hvd.Sum, name=n))
         gather = tf.function(lambda h=half, n=f"g{size}": hvd.allgather(h, name=n))
-        # the same number of calls on every rank (a rank that stopped early would leave the
-        # others waiting in a collective): the median of 7 after one warm-up
         for kind, fn in (("allreduce", reduce), ("allgather", gather)):
             fn()
-            out[kind].append(timed(lambda f=fn: f().numpy(), min_s=0.0, min_reps=7, max_reps=7))
+            out[kind].append(_mean_s(lambda f=fn: f().numpy(), reps=_probe_reps(size)))
     return out
+
+
+def _probe_reps(size: int) -> int:
+    """Calls of a collective timed at ``size`` bytes, the same on every rank (a rank that
+    stopped early would leave the others waiting). Small ones take 1-5 ms each, one Horovod
+    cycle or a few, at random, so they take many calls: four probes in a row here gave an
+    alpha of 663-939 us with 41 calls and 662-800 us with 101 (the median of 7 had given
+    568-1343 us from one run to the next). Large ones are bandwidth, and steadier.
+
+    Examples
+    --------
+    >>> _probe_reps(8), _probe_reps(16 << 20)
+    (101, 7)
+    """
+    return 101 if size <= 65_536 else 7
+
+
+def _mean_s(fn: Any, *, reps: int) -> float:
+    """Mean seconds of ``reps`` calls of ``fn`` (a run pays every call: the mean, not the
+    median)."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.fmean(times)
 
 
 def _link_of(sizes: Any, seconds: list[float], *, per_message: int) -> Link:
