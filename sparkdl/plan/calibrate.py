@@ -64,10 +64,14 @@ def measure_compute(
     Raises
     ------
     BadInputError
-        When the model cannot be built (the message names ``train.model`` and the fix).
+        When the model cannot be built on bad input (the ranks' own error: it names
+        ``train.model`` and the fix); the ranks of the run would fail the same way.
+    InfraError
+        When the calibration failed otherwise (its first line).
     """
-    from sparkdl.errors import BadInputError
+    from sparkdl.errors import BadInputError, InfraError
     from sparkdl.launch.child import RankError
+    from sparkdl.launch.inputerror import input_error_in
 
     logger.info(
         "measuring %s at batch %d with %d thread(s): epochs, validation, checkpoint, layers",
@@ -76,22 +80,25 @@ def measure_compute(
         threads,
     )
     args = (train, input_dim, num_classes, threads, model_fn)
-    failed = None
+    failed, bad = None, None
     try:
         if ranks_per_host > 1 and spark is not None:
             got = _in_stage(spark, args, ranks=ranks_per_host, launch_env=launch_env)
-            failed = got.get("error")
+            if "error" in got:
+                failed = f"{got['class']}: {got['error']}"
+                bad = BadInputError(got["error"]) if got["class"] == "BadInputError" else None
             copies = got.get("ranks", [])
         else:
             got, others = _together(args, copies=ranks_per_host, launch_env=launch_env)
             copies = [got, *others]
     except RankError as exc:
-        failed = str(exc).splitlines()[0]
+        failed, bad = str(exc).splitlines()[0], input_error_in(str(exc))
+    if bad is not None:  # the ranks would build the same model: the run cannot work as is
+        raise bad
     if failed:
         function = f", {train.model.function}" if train.model.function else ""
-        raise BadInputError(
-            f"train.model ({train.model.kind}{function}) could not be built and timed for the "
-            f"plan: {failed}. Check train.model (sparkdl config --describe train.model)"
+        raise InfraError(
+            f"train.model ({train.model.kind}{function}) could not be timed for the plan: {failed}"
         )
     # ranks on one host wait for the slowest of them at every exchange
     compute = Compute(

@@ -33,8 +33,17 @@ def predict_run(
 ) -> dict[str, Any] | None:
     """The prediction for this run as plain values (None when ``train.predict`` is off or the
     calibration failed: the run goes on, and the log says why). ``spark`` runs a calibration
-    of ranks sharing a host as a barrier stage."""
-    from sparkdl.errors import SparkdlError
+    of ranks sharing a host as a barrier stage.
+
+    Raises
+    ------
+    BadInputError
+        When the calibration's ranks could not build the model: the run's ranks would fail
+        the same way, so it ends here.
+    RunInterruptedError
+        On SIGINT or SIGTERM during the calibration.
+    """
+    from sparkdl.errors import BadInputError, RunInterruptedError, SparkdlError
     from sparkdl.plan.model import Job, predict
     from sparkdl.plan.planner import DEFAULT_LINK, compute_calibration, link_calibration, mode_of
 
@@ -51,6 +60,8 @@ def predict_run(
             launch_env=launch_env,
             spark=spark,
         )
+    except (BadInputError, RunInterruptedError):
+        raise
     except (SparkdlError, OSError) as exc:
         logger.warning("no plan for this run: the compute calibration failed (%s)", exc)
         return None

@@ -265,16 +265,16 @@ def time_rank_steps(
     (rank 0's), with :func:`stage_config`'s mode; then validation on every rank at once (as the
     trainer validates), and rank 0 alone measures the rest, as :func:`time_compute` does. Rank
     0 returns everything, with ``ranks``: every rank's ``step_s`` and ``fit_s``. A model that
-    cannot be built returns ``{"error": ...}`` on every rank (each builds the same model, so
-    none enters a collective).
+    cannot be built returns ``{"error": message, "class": its error's class}`` on every rank
+    (each builds the same model, so none enters a collective).
     """
     import horovod.tensorflow as hvd_tf
 
     cfg = stage_config(train)
     try:
         model, opt, x, y = _rank_model(cfg, input_dim, num_classes, threads, model_fn)
-    except Exception as exc:  # any failure to build: the driver names train.model and the fix
-        return {"error": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:  # any failure to build: the driver raises it
+        return {"error": str(exc), "class": type(exc).__name__}
     steps = hvd_tf.broadcast_object(_epoch_steps(_rough_step(model, x, y, batch=cfg.batch_size)))
     step_s, fixed_s = time_epochs(model, x, y, train=cfg, steps=steps)
     ranks = list(hvd_tf.allgather_object({"step_s": step_s, "fit_s": fixed_s}))

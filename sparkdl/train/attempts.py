@@ -29,7 +29,6 @@ from sparkdl.launch.barrier import BarrierLauncher, LaunchError
 from sparkdl.launch.inputerror import input_error_in
 from sparkdl.store import Store
 from sparkdl.train.checkpoint import claim_fence, latest_checkpoint
-from sparkdl.train.precheck import check_model_function
 from sparkdl.train.result import RankResult
 from sparkdl.train.worker import WorkerSpec, train_rank
 
@@ -90,8 +89,7 @@ def run_attempts(
     RunInterruptedError
         On SIGINT or SIGTERM (no attempt is spent on it).
     BadInputError
-        When ``train.model.function`` names no function (before any attempt), or a rank
-        failed on bad input (the rank's message; the first attempt is the last).
+        When a rank failed on bad input (the rank's message; the first attempt is the last).
     LaunchError
         When every one of ``max_attempts`` attempts failed.
 
@@ -102,10 +100,6 @@ def run_attempts(
     """
     # the driver reads and fences the checkpoints through its own store (Spark's Hadoop FS)
     where = checkpoints or base.checkpoint_dir
-    model = base.train.model
-    # the same on every rank: check it here (a function object was checked by its caller)
-    if model.kind == "custom" and model.function and base.model_fn is None:
-        check_model_function(model.function)
     with InterruptGuard(sc, what="training") as guard:
         for attempt in range(max_attempts):
             guard.check()

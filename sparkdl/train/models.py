@@ -94,10 +94,16 @@ def _custom(spec: str, *, input_dim: int, num_classes: int) -> Any:
             f"train.model.function={spec!r} cannot be loaded ({exc}); it must name an importable "
             "function 'package.module:function' available on every executor"
         ) from exc
-    return checked_model(
-        func(input_dim=input_dim, num_classes=num_classes),
-        source=f"train.model.function={spec!r}",
-    )
+    try:
+        model = func(input_dim=input_dim, num_classes=num_classes)
+    except OSError:  # a download or a shared file that may be back on the next attempt
+        raise
+    except Exception as exc:  # the same function fails the same way on every rank and attempt
+        raise BadInputError(
+            f"train.model.function={spec!r} raised {type(exc).__name__}: {exc}; it must accept "
+            "the keywords input_dim and num_classes and return a tf.keras.Model"
+        ) from exc
+    return checked_model(model, source=f"train.model.function={spec!r}")
 
 
 def _name(fn: Callable[..., Any]) -> str:

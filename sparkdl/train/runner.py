@@ -31,7 +31,7 @@ from sparkdl.store.hadoop import HadoopStore
 from sparkdl.train.attempts import run_attempts
 from sparkdl.train.card import ModelCard
 from sparkdl.train.data import petastorm_url, steps_per_epoch
-from sparkdl.train.precheck import check_mode_applies
+from sparkdl.train.precheck import check_mode_applies, check_model_function
 from sparkdl.train.result import checked
 from sparkdl.train.worker import WorkerSpec
 
@@ -164,8 +164,9 @@ def run_training(
     RunInterruptedError
         On SIGINT or SIGTERM: the jobs are cancelled, no attempt is spent (exit 130).
     BadInputError
-        When a rank failed on bad input (such as a model function that cannot be built): on
-        the first attempt, with the rank's message.
+        When ``train.model.function`` names no function (before any stage); when the plan's
+        calibration ranks could not build the model (before training, with their message); or
+        when a rank failed on bad input (on the first attempt, with the rank's message).
 
     Examples
     --------
@@ -190,6 +191,11 @@ def _train_locked(
 ) -> TrainResult:
     """:func:`run_training` with ``train.output`` locked."""
     start = time.perf_counter()
+    model = train.model
+    # the same on every rank: checked in milliseconds, before any stage (a function object was
+    # checked by its caller)
+    if model.kind == "custom" and model.function and model_fn is None:
+        check_model_function(model.function)
     if not skip_preflight:
         preflight(spark, launch=launch)
     ds = open_dataset(spark, train.dataset)

@@ -134,8 +134,10 @@ def test_guard_cancels_a_running_job_on_sigterm(spark) -> None:
     assert signal.getsignal(signal.SIGTERM) == before  # restored
 
 
-def _launches(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("Spark barrier tasks as Horovod ranks" in r.getMessage() for r in caplog.records)
+def _launches(caplog: pytest.LogCaptureFixture, what: str = "") -> int:
+    """Barrier stages launched (of ``what``, a rank function's dotted name, when given)."""
+    said = (r.getMessage() for r in caplog.records)
+    return sum("Spark barrier tasks as Horovod ranks" in m and what in m for m in said)
 
 
 def test_missing_model_function_fails_before_any_stage(
@@ -156,8 +158,9 @@ def test_missing_model_function_fails_before_any_stage(
     assert _launches(caplog) == 0
 
 
+@pytest.mark.parametrize("predict", [False, True], ids=["no-plan", "plan"])
 def test_bad_input_on_the_ranks_ends_the_first_attempt(
-    spark, dataset: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    spark, dataset: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, predict: bool
 ) -> None:
     caplog.set_level(logging.INFO, logger="sparkdl")
     cfg = load_config(
@@ -168,11 +171,16 @@ def test_bad_input_on_the_ranks_ends_the_first_attempt(
             "train.model.kind=custom",
             "train.model.function=tests.integration.test_interrupts:not_a_model",
             "train.max_attempts=3",
+            f"train.predict={str(predict).lower()}",
         ),
     )
     with pytest.raises(BadInputError, match=r"not_a_model' returned str, not a Keras model"):
         run_training(spark, train=cfg.train, launch=cfg.launch, skip_preflight=True)
     assert _launches(caplog) == 1
+    # with the plan on, its calibration's ranks (sharing this host) met the bad model first:
+    # the run ends there, and no training stage starts only to fail the same way
+    trained = _launches(caplog, "sparkdl.train.worker.train_rank")
+    assert (trained, _launches(caplog, "sparkdl.plan.timing")) == ((0, 1) if predict else (1, 0))
 
 
 def test_unreadable_resume_checkpoint_is_an_error(
@@ -197,5 +205,6 @@ def test_unreadable_resume_checkpoint_is_an_error(
     cfg = load_config(SparkdlConfig, overrides=_overrides(dataset, out, "train.epochs=2"))
     with pytest.raises(BadInputError, match=r"cannot resume from checkpoint .*epoch-0000/ckpt"):
         run_training(spark, train=cfg.train, launch=cfg.launch, skip_preflight=True)
-    assert _launches(caplog) == 1
+    # one training attempt (the plan's calibration, when not cached yet, is another stage)
+    assert _launches(caplog, "sparkdl.train.worker.train_rank") == 1
     assert not (out / "metrics.json").exists()

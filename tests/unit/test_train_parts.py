@@ -63,6 +63,16 @@ def test_custom_model_by_name() -> None:
     assert model.output_shape == (None, 5)
     with pytest.raises(ValueError, match="cannot be loaded"):
         build(ModelConfig(kind="custom", function="tests.unit.test_train_parts:nope"))
+    # a function that raises is bad input (the same on every attempt), but an OSError may pass
+    with pytest.raises(BadInputError, match=r"json:dumps' raised TypeError: dumps\(\) missing"):
+        build(ModelConfig(kind="custom", function="json:dumps"))
+    with pytest.raises(FileNotFoundError) as raised:
+        build(ModelConfig(kind="custom", function="tests.unit.test_train_parts:weights_gone"))
+    assert not isinstance(raised.value, BadInputError)
+
+
+def weights_gone(*, input_dim: int, num_classes: int) -> tf.keras.Model:
+    raise FileNotFoundError(f"/mnt/weights/{input_dim}x{num_classes}.h5")
 
 
 def test_model_config_rules() -> None:
