@@ -86,6 +86,9 @@ def _configs(work: Path, sizes: Sizes) -> dict[str, list[str]]:
         "train.data_source=memory",
         "launch.warm_start=true",
         "launch.start_timeout_s=120",
+        # the runs are measured, not predicted: no preflight calibration stage before each new
+        # model (bench plan calibrates before every training itself, as it must)
+        "train.predict=false",
     ]
     pixels = sizes.image * sizes.image
     every = {
